@@ -1,0 +1,35 @@
+# `make demo` runs the product, `make test` runs the tests; each creates .venv
+# and installs what it needs. `make proto` regenerates the wire code.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: demo test proto lint bench clean
+
+$(VENV)/.base: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -e .
+	touch $@
+
+# torch is an optional extra: pin the CPU wheel explicitly (a bare `torch`
+# requirement pulls a multi-GB CUDA build).
+$(VENV)/.dev: $(VENV)/.base
+	$(PIP) install torch==2.13.0
+	$(PIP) install -e '.[dev,torch]'
+	touch $@
+
+demo: $(VENV)/.base
+	$(VENV)/bin/pulse demo
+
+test: $(VENV)/.dev
+	$(PY) tests/run_suite.py
+
+proto: $(VENV)/.dev
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. proto/pulse/v1/telemetry.proto
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) build *.egg-info

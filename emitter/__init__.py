@@ -1,0 +1,100 @@
+"""Pulse emitter: log training metrics to a Pulse server, W&B style.
+
+Example:
+    import emitter
+
+    run = emitter.init(project="mnist", config={"lr": 0.01, "epochs": 3})
+    for step in range(1000):
+        emitter.log({"train/loss": loss, "train/acc": acc})
+    emitter.finish()
+
+`import emitter as wandb` runs a plain W&B script (init, config, log,
+summary, define_metric, finish) unchanged. Importing this package is light:
+grpc, protobuf and the standard library; torch only inside `watch()`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from .config import Config
+from .run import Run, install_process_hooks, sweep_environment
+from .settings import Settings
+from .summary import Summary
+
+__all__ = ["init", "log", "finish", "define_metric", "alert", "config", "summary", "run", "Run",
+           "Config", "Summary", "Settings", "AuthError"]
+
+run: Run | None = None
+config: Config = Config()
+summary: Summary | dict = {}
+
+_log = logging.getLogger("pulse")
+if not _log.handlers:
+    _handler = logging.StreamHandler()
+    _handler.setFormatter(logging.Formatter("%(message)s"))
+    _log.addHandler(_handler)
+    _log.setLevel(logging.INFO)
+    _log.propagate = False
+
+
+class AuthError(RuntimeError):
+    """The server refused this process's API key (or it has none)."""
+
+
+def init(project: str | None = None, name: str | None = None, group: str | None = None,
+         job_type: str | None = None, tags: list[str] | None = None, notes: str | None = None,
+         config: Any = None, mode: str | None = None, resume: Any = None, id: str | None = None,
+         dir: str | None = None, reinit: bool | None = None, **_ignored: Any) -> Run:
+    """Start a run and return it; `emitter.run`, `emitter.config`, `emitter.summary` follow it.
+
+    Arguments mirror `wandb.init`; unknown W&B arguments (entity, save_code, ...) are accepted
+    and ignored. Explicit arguments beat PULSE_* environment variables.
+
+    Example:
+        run = emitter.init(project="cifar", config=args, tags=["baseline"])
+    """
+    global run
+    if run is not None:
+        run.finish(quiet=True)
+    sweep_run_id, sweep_id, sweep_params = sweep_environment()
+    settings = Settings.resolve(project=project, mode=mode, dir=dir)
+    install_process_hooks()
+    run = Run(settings, run_id=id or sweep_run_id or None, name=name, group=group or "",
+              job_type=job_type or "", tags=tags, notes=notes or "", config=config,
+              resume=bool(resume), sweep_id=sweep_id, sweep_params=sweep_params)
+    globals()["config"] = run.config
+    globals()["summary"] = run.summary
+    return run
+
+
+def _current() -> Run:
+    if run is None:
+        raise RuntimeError("call emitter.init() before logging")
+    return run
+
+
+def log(data: dict[str, Any], step: int | None = None, commit: bool | None = None) -> None:
+    """Log metrics to the current run; see `Run.log`."""
+    _current().log(data, step=step, commit=commit)
+
+
+def define_metric(name: str, step_metric: str | None = None, summary: str | None = None,
+                  goal: str | None = None, hidden: bool = False, **kwargs: Any):
+    """Define how a metric is summarised; see `Run.define_metric`."""
+    return _current().define_metric(name, step_metric=step_metric, summary=summary, goal=goal,
+                                    hidden=hidden, **kwargs)
+
+
+def alert(title: str, text: str, level: str = "INFO", **_: Any) -> None:
+    """Record an alert on the current run."""
+    _current().alert(title, text, level)
+
+
+def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:
+    """Finish the current run (flush, wait for acks, close); a no-op without one."""
+    global run
+    if run is not None:
+        run.finish(exit_code=exit_code, quiet=bool(quiet))
+        run = None

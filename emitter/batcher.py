@@ -1,0 +1,187 @@
+"""The bounded queue and the sender thread that turns its records into spooled batches.
+
+The training thread only appends to a deque (see `Run.log`). The sender
+wakes every `interval` (or when asked to flush), encodes what is queued into
+batches of at most `max_batch_values`, appends them to the spool and lets the
+transport know. Past `max_values` queued, records go to an overflow file on
+disk instead, so the training loop is never blocked and nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import struct
+import threading
+import time
+from collections import deque
+
+from .encode import Encoder
+from .spool import Spool, SpoolFull
+from .summary import SummaryTracker
+
+log = logging.getLogger("pulse")
+SPILL_RECORDS = 512
+LENGTH = struct.Struct("<I")
+
+
+class Batcher:
+    def __init__(self, encoder: Encoder, spool: Spool, tracker: SummaryTracker, *,
+                 interval: float = 0.1, heartbeat_interval: float = 5.0, max_values: int = 1_000_000,
+                 max_batch_values: int = 20_000, on_batch=None) -> None:
+        self.queue: deque = deque()
+        self.max_values = max_values
+        self.appended_values = 0  # written by the training thread only
+        self.drained_values = 0  # written by the sender thread only
+        self._encoder = encoder
+        self._spool = spool
+        self._tracker = tracker
+        self._interval = interval
+        self._heartbeat_interval = heartbeat_interval
+        self._max_batch_values = max_batch_values
+        self._on_batch = on_batch
+        self._wake = threading.Event()
+        self._done = threading.Condition()
+        self._requested = 0
+        self._completed = 0
+        self._stopping = False
+        self._overflow: list = []
+        self._overflow_path = spool.directory / "overflow.pkl"
+        self._overflow_lock = threading.Lock()
+        self._last_batch = 0.0
+        self._sent_summary = -1
+        self.overflowed = 0
+        self.batches = 0
+        self.errors = 0
+        self.lost_batches = 0
+        self.last_error = ""
+        self._thread = threading.Thread(target=self._run, name="pulse-sender", daemon=True)
+        self._thread.start()
+
+    # -- training thread ------------------------------------------------------
+
+    def overflow(self, record: tuple) -> None:
+        """The queue is at its bound: keep the record on disk instead."""
+        self._overflow.append(record)
+        self.overflowed += 1
+        if self.overflowed == 1:
+            log.warning("pulse: the send queue is full (%d values); spilling records to %s",
+                        self.max_values, self._overflow_path)
+        if len(self._overflow) >= SPILL_RECORDS:
+            self._spill()
+
+    def _spill(self) -> None:
+        records, self._overflow = self._overflow, []
+        if not records:
+            return
+        data = pickle.dumps(records, protocol=pickle.HIGHEST_PROTOCOL)
+        with self._overflow_lock:
+            fd = os.open(self._overflow_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                os.write(fd, LENGTH.pack(len(data)) + data)
+            finally:
+                os.close(fd)
+
+    def flush(self, timeout: float) -> bool:
+        """Encode and spool everything queued so far; True if done within `timeout`."""
+        self._spill()
+        with self._done:
+            self._requested += 1
+            target = self._requested
+        self._wake.set()
+        with self._done:
+            return self._done.wait_for(lambda: self._completed >= target, timeout)
+
+    def stop(self, timeout: float) -> bool:
+        done = self.flush(timeout)
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(max(timeout, 0.1))
+        return done
+
+    # -- sender thread --------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stopping:
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            with self._done:
+                target = self._requested
+            try:
+                self._drain()
+            except Exception as exc:  # counted, logged once, reported by finish()
+                self.errors += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                if self.errors == 1:
+                    log.exception("pulse: the sender failed; the run goes on")
+            with self._done:
+                self._completed = max(self._completed, target)
+                self._done.notify_all()
+
+    def _drain(self) -> None:
+        now = time.monotonic()
+        if now - self._last_batch >= self._heartbeat_interval:
+            self._housekeeping()
+        queue, limit = self.queue, self._max_batch_values
+        while queue or self._overflow_path.exists():
+            records, n = [], 0
+            while queue and n < limit:
+                record = queue.popleft()
+                records.append(record)
+                if len(record) == 3:
+                    n += len(record[2])
+            if not records:
+                records = self._take_overflow()
+            self.drained_values += n
+            self._write(records)
+            time.sleep(0)  # let the training thread have the GIL between batches
+
+    def _housekeeping(self) -> None:
+        """Every heartbeat interval: a heartbeat, and the summary if it changed."""
+        self.queue.append(("heartbeat", time.time_ns() // 1000))
+        if self._tracker.version != self._sent_summary:
+            self._sent_summary = self._tracker.version
+            self.queue.append(("summary", self._tracker.result()))
+
+    def _write(self, records: list) -> None:
+        if not records:
+            return
+        seq, data = self._encoder.encode(records)
+        try:
+            self._spool.append(seq, data)
+        except SpoolFull as exc:
+            self.lost_batches += 1
+            self.last_error = str(exc)
+            log.error("pulse: %s; batch %d (%d bytes) is lost", exc, seq, len(data))
+            return
+        self.batches += 1
+        self._last_batch = time.monotonic()
+        if self._on_batch is not None:
+            self._on_batch()
+
+    def _take_overflow(self) -> list:
+        with self._overflow_lock:
+            try:
+                data = self._overflow_path.read_bytes()
+            except FileNotFoundError:
+                return []
+            self._overflow_path.unlink()
+        records, offset = [], 0
+        while offset + LENGTH.size <= len(data):
+            (size,) = LENGTH.unpack_from(data, offset)
+            records.extend(pickle.loads(data[offset + LENGTH.size:offset + LENGTH.size + size]))
+            offset += LENGTH.size + size
+        return records
+
+    # -- fork -----------------------------------------------------------------
+
+    def abandon(self) -> None:
+        """In a forked child: the sender thread does not exist here; drop our state."""
+        self.queue = deque()
+        self._overflow = []
+        self._stopping = True
+        self._wake = threading.Event()
+        self._done = threading.Condition()
+        self._overflow_lock = threading.Lock()
+

@@ -1,0 +1,133 @@
+"""Records from the queue -> one columnar `Batch`, on the sender thread.
+
+Steps usually log the same keys, so records are grouped by their key tuple
+("shape"): the key indices of a shape are computed once per batch and every
+column grows by C-level `extend` calls, never a Python loop over values.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from array import array
+from typing import Any
+
+from pulse.v1 import telemetry_pb2 as pb
+
+from .values import PLAIN, to_float
+
+log = logging.getLogger("pulse")
+
+# A queued record is either a scalar row (step, ts_us, values) or an event
+# (kind, payload); kinds name the `Event` oneof field they become.
+Scalars = tuple[int, int, dict]
+EventRecord = tuple[str, Any]
+
+
+class Encoder:
+    def __init__(self, project: str, run_id: str, stream_id: str, on_values=None) -> None:
+        self.project = project
+        self.run_id = run_id
+        self.stream_id = stream_id
+        self.seq = 0
+        self._on_values = on_values  # summary tracking, called with each record's float values
+        self.rejected: dict[str, str] = {}  # key -> reason, warned once each
+
+    def encode(self, records: list) -> tuple[int, bytes]:
+        """Encode records (in queue order) into the next batch; return (seq, bytes)."""
+        self.seq += 1
+        batch = pb.Batch(project=self.project, run_id=self.run_id, stream_id=self.stream_id,
+                         seq=self.seq)
+        keys: dict[str, int] = {}
+        shapes: dict[tuple, array] = {}
+        key_index, steps, stamps, values = array("I"), array("q"), array("q"), array("d")
+        on_values = self._on_values
+        for record in records:
+            if len(record) == 2:
+                batch.events.append(_event(*record))
+                continue
+            step, ts, row = record
+            if not PLAIN.issuperset(map(type, row.values())) or not _str_keys(row):
+                row = self._coerce(row)
+                if not row:
+                    continue
+            shape = tuple(row)
+            index = shapes.get(shape)
+            if index is None:
+                index = shapes[shape] = array("I", [keys.setdefault(k, len(keys)) for k in shape])
+            n = len(index)
+            key_index.extend(index)
+            steps.extend([step] * n)
+            stamps.extend([ts] * n)
+            values.extend(row.values())
+            if on_values is not None:
+                on_values(row)
+        if values:
+            block = batch.scalars
+            block.keys.extend(keys)
+            block.key_index.extend(key_index)
+            block.step.extend(steps)
+            block.ts_us.extend(stamps)
+            block.value.extend(values)
+        return self.seq, batch.SerializeToString()
+
+    def _coerce(self, row: dict) -> dict:
+        out = {}
+        for key, value in row.items():
+            if not isinstance(key, str):
+                self._reject(repr(key), f"key must be a string, not {type(key).__name__}")
+                continue
+            try:
+                out[key] = to_float(value)
+            except (TypeError, ValueError, OverflowError) as exc:
+                self._reject(key, f"value of type {exc} is not a scalar (number, bool, numpy "
+                             "scalar or 0-dim tensor)")
+        return out
+
+    def _reject(self, key: str, reason: str) -> None:
+        if key not in self.rejected:
+            self.rejected[key] = reason
+            log.warning("pulse: log() dropped key %s: %s", key if len(key) < 200 else key[:200] + "...",
+                        reason)
+
+
+def _str_keys(row: dict) -> bool:
+    return all(type(k) is str for k in row)
+
+
+def _event(kind: str, payload: Any) -> pb.Event:
+    if kind == "start":
+        start = dict(payload)
+        start["config_json"] = _json(start.pop("config", {}))
+        return pb.Event(start=pb.RunStart(**start))
+    if kind == "config":
+        return pb.Event(config=pb.ConfigUpdate(config_json=_json(payload)))
+    if kind == "summary":
+        return pb.Event(summary=pb.SummaryUpdate(summary_json=_json(payload)))
+    if kind == "finish":
+        return pb.Event(finish=pb.RunFinish(**payload))
+    if kind == "heartbeat":
+        return pb.Event(heartbeat=pb.Heartbeat(ts_us=payload))
+    if kind == "metric":
+        return pb.Event(metric=pb.MetricDefinition(**payload))
+    if kind == "graph":
+        return pb.Event(graph=pb.ModelGraph(graph_json=_json(payload)))
+    if kind == "alert":
+        return pb.Event(alert=pb.Alert(**payload))
+    raise ValueError(f"unknown event kind {kind!r}")
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=_jsonable, allow_nan=True)
+
+
+def _jsonable(value: Any) -> Any:
+    """numpy scalars and arrays, tensors, paths: whatever makes sense as JSON."""
+    for attr in ("item", "tolist"):
+        method = getattr(value, attr, None)
+        if callable(method):
+            try:
+                return method()
+            except Exception:  # a multi-element tensor has no item(); tolist() below
+                continue
+    return str(value)

@@ -1,0 +1,311 @@
+"""A run: what `emitter.init()` returns, and what `log`, `config` and `summary` act on."""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import secrets
+import socket
+import sys
+import threading
+import time
+import weakref
+from typing import Any
+
+from .batcher import Batcher
+from .config import Config
+from .encode import Encoder
+from .settings import Settings
+from .spool import Spool
+from .summary import MetricDefinition, Summary, SummaryTracker
+from .transport import Transport
+from .values import PLAIN, snapshot
+
+log = logging.getLogger("pulse")
+_ADJECTIVES = ("brisk", "calm", "dainty", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lively",
+               "misty", "noble", "proud", "quiet", "rapid", "silent", "swift", "vivid", "wise", "young")
+_NOUNS = ("breeze", "brook", "cloud", "dawn", "dew", "field", "fire", "forest", "glade", "haze", "lake",
+          "leaf", "meadow", "moon", "pine", "river", "sea", "sky", "star", "wave")
+_live_runs: weakref.WeakSet = weakref.WeakSet()
+
+
+def new_run_id() -> str:
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    return "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+class Run:
+    """One training run. Create it with `emitter.init(...)`."""
+
+    def __init__(self, settings: Settings, *, run_id: str | None = None, name: str | None = None,
+                 group: str = "", job_type: str = "", tags: list[str] | None = None, notes: str = "",
+                 config: Any = None, resume: bool = False, sweep_id: str = "",
+                 sweep_params: dict[str, Any] | None = None) -> None:
+        self.settings = settings
+        self.project = settings.project
+        self.id = run_id or new_run_id()
+        self.name = name or f"{secrets.choice(_ADJECTIVES)}-{secrets.choice(_NOUNS)}-{self.id[:4]}"
+        self.group, self.job_type, self.notes = group, job_type, notes
+        self.tags = list(tags or [])
+        self.sweep_id = sweep_id
+        self.mode = settings.mode
+        self.stream_id = f"{self.id}.{secrets.token_hex(6)}"
+        self._step = 0
+        self._pid = os.getpid()
+        self._finished = self.mode == "disabled"
+        self._disabled = self.mode == "disabled"
+        self._backwards = 0
+        self._exit: tuple[int, str] | None = None
+        self.tracker = SummaryTracker()
+        self.summary = Summary(self.tracker)
+        self.config = Config(on_change=self._config_changed)
+        self.spool: Spool | None = None
+        self.transport: Transport | None = None
+        self._batcher: Batcher | None = None
+        self._queue: Any = None
+        if sweep_params:
+            self.config.lock(sweep_params)
+        self.config.update(config)
+        if self._disabled:
+            return
+        self.spool = Spool(settings.dir / "spool" / self.stream_id, settings.spool_max_mb << 20)
+        encoder = Encoder(self.project, self.id, self.stream_id, on_values=self.tracker.observe)
+        if self.mode == "online":
+            self.transport = Transport(self.spool, settings.server, api_key=settings.api_key,
+                                       tls_ca=settings.tls_ca, on_rejection=self._rejected)
+        self._batcher = Batcher(encoder, self.spool, self.tracker, interval=settings.flush_interval,
+                                heartbeat_interval=settings.heartbeat_interval,
+                                max_values=settings.queue_max_values)
+        self._queue = self._batcher.queue
+        self._queue.append(("start", {
+            "name": self.name, "group": group, "job_type": job_type, "tags": self.tags, "notes": notes,
+            "config": self.config.as_dict(), "sweep_id": sweep_id, "created_at_us": time.time_ns() // 1000,
+            "host": socket.gethostname(), "resume": bool(resume)}))
+        if self.transport is not None:
+            self.transport.start()
+        _live_runs.add(self)
+
+    # -- the API --------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"{self.settings.ui_url}/charts?project={self.project}&run={self.id}"
+
+    @property
+    def step(self) -> int:
+        return self._step
+
+    def log(self, data: dict[str, Any], step: int | None = None, commit: bool | None = None) -> None:
+        """Record metrics at a step. Never blocks and never does I/O.
+
+        Without `step`, values go to the current step, which then advances
+        (unless `commit=False`). An explicit `step` may repeat (values merge
+        into it) but never go backwards: such a call is dropped with a warning.
+
+        Example:
+            run.log({"loss": 0.25, "acc": 0.91})
+            run.log({"val/loss": 0.3}, step=100)
+        """
+        if self._disabled:
+            return
+        if step is None:
+            step = self._step
+            advance = commit is not False
+        else:
+            if step < self._step:
+                self._went_backwards(step)
+                return
+            self._step = step
+            advance = commit is True
+        if type(data) is not dict:
+            data = _as_dict(data)
+        values = data.copy()
+        if not PLAIN.issuperset(map(type, values.values())):
+            values = snapshot(values)
+        record = (step, time.time_ns() // 1000, values)
+        batcher = self._batcher
+        if batcher.appended_values - batcher.drained_values < batcher.max_values:
+            batcher.appended_values += len(values)
+            self._queue.append(record)
+        else:
+            batcher.overflow(record)
+        if advance:
+            self._step = step + 1
+
+    def define_metric(self, name: str, step_metric: str | None = None, summary: str | None = None,
+                      goal: str | None = None, hidden: bool = False, **_: Any) -> MetricDefinition:
+        """Say how a metric (or a glob such as `val/*`) is summarised and plotted.
+
+        Example:
+            run.define_metric("val/loss", summary="min", goal="minimize")
+        """
+        goal = {"min": "minimize", "max": "maximize"}.get(goal or "", goal or "")
+        definition = MetricDefinition(name, step_metric or "", summary or "", goal, hidden)
+        self.tracker.define(definition)
+        self._enqueue("metric", {"name": name, "step_metric": definition.step_metric,
+                                 "summary": definition.summary, "goal": goal, "hidden": hidden})
+        return definition
+
+    def alert(self, title: str, text: str, level: str = "INFO") -> None:
+        """Record an alert for this run. Example: `run.alert("NaN loss", "step 120", "ERROR")`."""
+        level = str(getattr(level, "value", level)).upper()
+        if level not in ("INFO", "WARN", "ERROR"):
+            raise ValueError(f"level must be INFO, WARN or ERROR, not {level!r}")
+        self._enqueue("alert", {"ts_us": time.time_ns() // 1000, "level": level, "title": title,
+                                "text": text})
+
+    def finish(self, exit_code: int | None = None, quiet: bool = False) -> None:
+        """End the run: flush, wait for the server's acks (up to the finish timeout), close.
+
+        What the server did not acknowledge stays in the spool for `pulse sync`.
+        """
+        if self._finished or os.getpid() != self._pid:
+            return
+        self._finished = True
+        self._disabled = True
+        code, error = self._exit or (exit_code or 0, "")
+        state = "finished" if code == 0 and not error else "failed"
+        if error.startswith("KeyboardInterrupt"):
+            state = "killed"
+        deadline = time.monotonic() + self.settings.finish_timeout
+        batcher = self._batcher
+        batcher.flush(_left(deadline))
+        self._queue.append(("summary", self.tracker.result()))
+        self._queue.append(("finish", {"state": state, "exit_code": code, "error": error,
+                                       "ts_us": time.time_ns() // 1000}))
+        batcher.stop(_left(deadline))
+        delivered = self.transport.close(_left(deadline)) if self.transport else False
+        self.spool.close(remove_if_empty=True)
+        _live_runs.discard(self)
+        self._report(delivered, quiet)
+
+    # -- internals ------------------------------------------------------------
+
+    def _enqueue(self, kind: str, payload: Any) -> None:
+        if not self._disabled:
+            self._queue.append((kind, payload))
+
+    def _config_changed(self, items: dict[str, Any]) -> None:
+        if self._queue is not None:
+            self._enqueue("config", items)
+
+    def _went_backwards(self, step: int) -> None:
+        self._backwards += 1
+        if self._backwards == 1:
+            log.warning("pulse: step %d is below the current step %d; steps must not go backwards. "
+                        "This call is dropped (so are later ones like it; counted in finish()).",
+                        step, self._step)
+
+    def _rejected(self, rejection) -> None:
+        log.warning("pulse: the server rejected %s: %s", rejection.what, rejection.reason)
+
+    def _report(self, delivered: bool, quiet: bool) -> None:
+        problems = []
+        if self._backwards:
+            problems.append(f"{self._backwards} log() calls dropped for going back in step")
+        if self._batcher.errors:
+            problems.append(f"{self._batcher.errors} sender errors (last: {self._batcher.last_error})")
+        if self._batcher.lost_batches:
+            problems.append(f"{self._batcher.lost_batches} batches lost to a full spool")
+        for problem in problems:
+            log.warning("pulse: %s", problem)
+        if self.mode == "offline":
+            print(f"pulse: run {self.id} saved offline in {self.spool.directory}; "
+                  "upload it with `pulse sync`", file=sys.stderr)
+        elif not delivered:
+            print(f"pulse: {self.spool.pending} batches of run {self.id} were not acknowledged by "
+                  f"{self.settings.server}; they are in {self.spool.directory}; upload them with "
+                  "`pulse sync`", file=sys.stderr)
+        elif not quiet and not problems:
+            log.info("pulse: run %s finished: %s", self.id, self.url)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for diagnosis (and tests)."""
+        b = self._batcher
+        return {"step": self._step, "backwards_dropped": self._backwards,
+                "batches": b.batches if b else 0, "sender_errors": b.errors if b else 0,
+                "overflowed": b.overflowed if b else 0, "lost_batches": b.lost_batches if b else 0,
+                "rejected_keys": dict(b._encoder.rejected) if b else {},
+                "pending_batches": self.spool.pending if self.spool else 0}
+
+    def _after_fork_in_child(self) -> None:
+        self._disabled = True
+        self._finished = True
+        if self._batcher is not None:
+            self._batcher.abandon()
+        if self.spool is not None:
+            self.spool.abandon()
+
+    def __repr__(self) -> str:
+        return f"<Run {self.project}/{self.id} ({self.name})>"
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, kind, value, tb) -> None:
+        if kind is not None:
+            self._exit = (1, f"{kind.__name__}: {value}")
+        self.finish()
+
+
+def _left(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())
+
+
+def _as_dict(data: Any) -> dict:
+    try:
+        return dict(data)
+    except (TypeError, ValueError):
+        raise TypeError(f"log() takes a dict of metrics, not {type(data).__name__}") from None
+
+
+# -- process-wide hooks: exit, uncaught exceptions, fork ----------------------
+
+_hooks_lock = threading.Lock()
+_hooks_installed = False
+
+
+def install_process_hooks() -> None:
+    """End live runs at interpreter exit (finished, or failed with the uncaught exception)."""
+    global _hooks_installed
+    with _hooks_lock:
+        if _hooks_installed:
+            return
+        _hooks_installed = True
+    previous_excepthook = sys.excepthook
+    previous_exit = sys.exit
+
+    def excepthook(kind, value, tb):
+        for run in list(_live_runs):
+            run._exit = (1, f"{kind.__name__}: {value}")
+        previous_excepthook(kind, value, tb)
+
+    def exit_hook(code: Any = None):
+        number = code if isinstance(code, int) else (0 if code is None else 1)
+        for run in list(_live_runs):
+            if run._exit is None and number:
+                run._exit = (number, f"exit code {number}" + (f": {code}" if not isinstance(code, int) else ""))
+        previous_exit(code)
+
+    def at_exit():
+        for run in list(_live_runs):
+            run.finish()
+
+    def in_child():
+        for run in list(_live_runs):
+            run._after_fork_in_child()
+        _live_runs.clear()
+
+    sys.excepthook = excepthook
+    sys.exit = exit_hook
+    atexit.register(at_exit)
+    os.register_at_fork(after_in_child=in_child)
+
+
+def sweep_environment() -> tuple[str, str, dict[str, Any] | None]:
+    """(run id, sweep id, locked parameters) when started by a sweep agent."""
+    params = os.environ.get("PULSE_SWEEP_PARAMS")
+    return (os.environ.get("PULSE_RUN_ID", ""), os.environ.get("PULSE_SWEEP_ID", ""),
+            json.loads(params) if params else None)

@@ -1,0 +1,1 @@
+"""Pulse ingest service: gRPC telemetry stream -> validation -> buffers -> ClickHouse."""

@@ -1,0 +1,94 @@
+"""The ingest process: store, run registry, buffers and the gRPC server around them."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from concurrent import futures
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from .buffers import Buffers
+from .runs import RunRegistry
+from .storage import open_store
+from .telemetry import GRPC_MAX_MESSAGE_BYTES, TelemetryService
+
+log = logging.getLogger(__name__)
+SERVICE = "pulse.v1.Telemetry"
+
+
+@dataclass
+class IngestConfig:
+    clickhouse_url: str
+    host: str = "127.0.0.1"
+    port: int = 50051
+    heartbeat_timeout: float = 60.0
+    flush_interval: float = 0.5
+    flush_rows: int = 250_000
+    max_buffer_rows: int = 4_000_000
+    workers: int = 128
+
+
+def data_url(data_dir: str) -> str:
+    """The embedded store's URL for a data directory."""
+    path = os.path.abspath(os.path.expanduser(data_dir))
+    os.makedirs(path, exist_ok=True)
+    return f"chdb://{path}"
+
+
+class IngestServer:
+    def __init__(self, config: IngestConfig) -> None:
+        self.config = config
+        self.store = open_store(config.clickhouse_url)
+        self.registry = RunRegistry(self.store, config.heartbeat_timeout)
+        adopted = self.registry.load_running()
+        if adopted:
+            log.info("adopted %d runs left running; they crash unless their heartbeats resume", adopted)
+        self.buffers = Buffers(self.store, self.registry, flush_rows=config.flush_rows,
+                               flush_interval=config.flush_interval, max_rows=config.max_buffer_rows)
+        self.telemetry = TelemetryService(self.store, self.buffers, self.registry)
+        self.health = health.HealthServicer()
+        options = [("grpc.max_receive_message_length", GRPC_MAX_MESSAGE_BYTES),
+                   ("grpc.max_send_message_length", GRPC_MAX_MESSAGE_BYTES),
+                   ("grpc.so_reuseport", 0)]
+        self.grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=config.workers,
+                                                           thread_name_prefix="pulse-rpc"),
+                                options=options, maximum_concurrent_rpcs=config.workers - 8)
+        self.grpc.add_generic_rpc_handlers((self.telemetry.handler(),))
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
+        self.port = self.grpc.add_insecure_port(f"{config.host}:{config.port}")
+        if not self.port:
+            raise OSError(f"cannot listen on {config.host}:{config.port}")
+
+    def start(self) -> None:
+        self.grpc.start()
+        for name in ("", SERVICE):
+            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("ingest listening on %s:%d, store %s", self.config.host, self.port,
+                 self.config.clickhouse_url)
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop taking streams, flush what is buffered, close the store."""
+        self.health.enter_graceful_shutdown()
+        self.grpc.stop(grace).wait()
+        self.buffers.close()
+        self.store.close()
+        log.info("ingest stopped; %d batches taken", self.telemetry.batches)
+
+
+def serve(config: IngestConfig, ready: threading.Event | None = None) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    server = IngestServer(config)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    server.start()
+    print(f"pulse ingest: listening on {config.host}:{server.port}", flush=True)
+    if ready:
+        ready.set()
+    stop.wait()
+    server.stop()

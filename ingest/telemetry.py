@@ -1,0 +1,150 @@
+"""The gRPC handlers: the telemetry stream (batches in, acks after commit) and Query.
+
+Each stream gets a reader thread that validates and buffers batches as they
+arrive, while the handler's response generator waits for each batch's
+generation to commit and acks it, in order. Requests arrive as raw bytes so a
+malformed message is answered with INVALID_ARGUMENT and a reason, not a
+generic deserialisation failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Iterator
+
+import grpc
+from google.protobuf.message import DecodeError
+
+from pulse.v1 import telemetry_pb2 as pb
+
+from .buffers import Backpressure, Buffers
+from .query import QueryRejected, run_query, to_ipc
+from .runs import RunRegistry, UnknownRun
+from .storage import Store
+from .validate import BatchError, check_batch, decode
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH_BYTES = 32 << 20
+GRPC_MAX_MESSAGE_BYTES = 2 * MAX_BATCH_BYTES  # above our own limit, so ours answers first
+REMEMBERED_STREAMS = 100_000
+
+
+@dataclass
+class StreamAbort(Exception):
+    code: grpc.StatusCode
+    message: str
+    retry_after_ms: int = 0
+
+
+_END = object()
+
+
+class TelemetryService:
+    def __init__(self, store: Store, buffers: Buffers, registry: RunRegistry) -> None:
+        self._store = store
+        self._buffers = buffers
+        self._registry = registry
+        self._acked: OrderedDict[str, int] = OrderedDict()  # stream_id -> highest committed seq
+        self._acked_lock = threading.Lock()
+        self.batches = 0
+        self.rejected_batches = 0
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        return grpc.method_handlers_generic_handler("pulse.v1.Telemetry", {
+            "Stream": grpc.stream_stream_rpc_method_handler(
+                self.stream, request_deserializer=None, response_serializer=pb.Ack.SerializeToString),
+            "Query": grpc.unary_unary_rpc_method_handler(
+                self.query, request_deserializer=None, response_serializer=pb.QueryResponse.SerializeToString),
+        })
+
+    # -- Stream ---------------------------------------------------------------
+
+    def stream(self, requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[pb.Ack]:
+        pending: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, args=(requests, pending), name="pulse-stream-reader",
+                         daemon=True).start()
+        while True:
+            item = pending.get()
+            if item is _END:
+                return
+            if isinstance(item, StreamAbort):
+                if item.retry_after_ms:
+                    context.set_trailing_metadata((("retry-after-ms", str(item.retry_after_ms)),))
+                context.abort(item.code, item.message)
+            ack, generation = item
+            while not self._buffers.wait(generation, timeout=1.0):
+                if not context.is_active():
+                    return
+            self._remember(ack.stream_id, ack.seq)
+            yield ack
+
+    def _read(self, requests: Iterator[bytes], pending: queue.Queue) -> None:
+        try:
+            for raw in requests:
+                try:
+                    pending.put(self._accept(raw))
+                except StreamAbort as abort:
+                    self.rejected_batches += 1
+                    pending.put(abort)
+                    return
+        except grpc.RpcError:
+            pass  # the client went away; its unacked batches come again on a new stream
+        except Exception:
+            log.exception("stream reader failed")
+            pending.put(StreamAbort(grpc.StatusCode.INTERNAL, "ingest failed reading the stream"))
+        finally:
+            pending.put(_END)
+
+    def _accept(self, raw: bytes) -> tuple[pb.Ack, int]:
+        if len(raw) > MAX_BATCH_BYTES:
+            raise StreamAbort(grpc.StatusCode.INVALID_ARGUMENT,
+                              f"batch of {len(raw)} bytes exceeds the limit of {MAX_BATCH_BYTES} bytes")
+        batch = pb.Batch()
+        try:
+            batch.ParseFromString(raw)
+            check_batch(batch)
+        except (DecodeError, BatchError) as exc:
+            raise StreamAbort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed Batch: {exc}") from exc
+        self.batches += 1
+        ack = pb.Ack(stream_id=batch.stream_id, seq=batch.seq)
+        with self._acked_lock:
+            if batch.seq <= self._acked.get(batch.stream_id, 0):
+                return ack, 0  # a resent batch we already committed
+        decoded = decode(batch)
+        ack.rejected.extend(decoded.rejected)
+        try:
+            self._registry.apply(batch, decoded.events)
+        except UnknownRun as exc:
+            ack.rejected.append(pb.Rejection(what="batch", reason=str(exc)))
+            return ack, 0
+        try:
+            return ack, self._buffers.add(decoded.tables)
+        except Backpressure as exc:
+            raise StreamAbort(grpc.StatusCode.UNAVAILABLE, str(exc), exc.retry_after_ms) from exc
+
+    def _remember(self, stream_id: str, seq: int) -> None:
+        with self._acked_lock:
+            self._acked[stream_id] = max(seq, self._acked.get(stream_id, 0))
+            self._acked.move_to_end(stream_id)
+            if len(self._acked) > REMEMBERED_STREAMS:
+                self._acked.popitem(last=False)
+
+    # -- Query ----------------------------------------------------------------
+
+    def query(self, raw: bytes, context: grpc.ServicerContext) -> pb.QueryResponse:
+        request = pb.QueryRequest()
+        try:
+            request.ParseFromString(raw)
+        except DecodeError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed QueryRequest: {exc}")
+        try:
+            table = run_query(self._store, request.sql, dict(request.parameters),
+                              request.max_rows, request.timeout_ms / 1000)
+        except QueryRejected as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return pb.QueryResponse(arrow_ipc=to_ipc(table), rows=table.num_rows)

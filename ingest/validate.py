@@ -1,0 +1,285 @@
+"""Turn one decoded `Batch` into columnar rows, rejecting bad records with a reason.
+
+A bad record never spoils its batch: a bad key drops that key's points, a bad
+event drops that event, and the rest is kept. Arrays come straight from the
+protobuf packed fields into numpy and Arrow; nothing here loops over points
+in Python.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from pulse.v1 import telemetry_pb2 as pb
+
+MAX_NAME_BYTES = 256  # project, run id, stream id
+MAX_KEY_BYTES = 512  # metric keys, system keys and devices, histogram keys
+MAX_JSON_BYTES = 4 << 20  # config and summary documents
+MAX_BUCKETS = 10_000
+# DateTime64(6) holds 1900..2299; anything outside is a broken clock or garbage.
+MIN_TS_US = -2_208_988_800_000_000
+MAX_TS_US = 10_413_792_000_000_000
+TS = pa.timestamp("us", tz="UTC")
+RUN_STATES = {"finished", "failed", "killed"}
+ALERT_LEVELS = {"INFO", "WARN", "ERROR"}
+
+
+@dataclass
+class Decoded:
+    """The rows of one batch, per table, plus what was rejected and why."""
+
+    tables: dict[str, pa.Table] = field(default_factory=dict)
+    events: list[pb.Event] = field(default_factory=list)
+    rejected: list[pb.Rejection] = field(default_factory=list)
+
+    def reject(self, what: str, reason: str) -> None:
+        self.rejected.append(pb.Rejection(what=what, reason=reason))
+
+
+class BatchError(ValueError):
+    """The batch as a whole is unusable (no run to attach its records to)."""
+
+
+def name_problem(value: str, what: str, limit: int = MAX_NAME_BYTES) -> str | None:
+    """Why `value` is not acceptable as a name or key, or None when it is."""
+    if not value:
+        return f"{what} is empty"
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > limit:
+        return f"{what} is {size} bytes long; the limit is {limit}"
+    if any(ord(ch) < 32 or ch == "\x7f" for ch in value):
+        return f"{what} contains control characters"
+    return None
+
+
+def check_batch(batch: pb.Batch) -> None:
+    for value, what in ((batch.project, "project"), (batch.run_id, "run_id"),
+                        (batch.stream_id, "stream_id")):
+        problem = name_problem(value, what)
+        if problem:
+            raise BatchError(problem)
+    if batch.seq == 0:
+        raise BatchError("seq must start at 1")
+
+
+def decode(batch: pb.Batch) -> Decoded:
+    """Validate `batch` (already checked by `check_batch`) and build its rows."""
+    out = Decoded()
+    for i, event in enumerate(batch.events):
+        problem = event_problem(event)
+        if problem:
+            out.reject(f"events[{i}].{event.WhichOneof('kind') or 'empty'}", problem)
+        else:
+            out.events.append(event)
+    if batch.HasField("scalars"):
+        _add(out, "metrics", _scalars(batch, out))
+    if batch.HasField("system"):
+        _add(out, "system_metrics", _system(batch, out))
+    if batch.histograms:
+        _add(out, "histograms", _histograms(batch, out))
+    _add(out, "model_graphs", _graphs(batch, out.events))
+    _add(out, "alerts", _alerts(batch, out.events))
+    return out
+
+
+def _add(out: Decoded, table: str, data: pa.Table | None) -> None:
+    if data is not None and data.num_rows:
+        out.tables[table] = data
+
+
+def event_problem(event: pb.Event) -> str | None:
+    kind = event.WhichOneof("kind")
+    if kind is None:
+        return "event has no kind set"
+    if kind == "start":
+        for value, what in ((event.start.name, "name"), (event.start.group, "group"),
+                            (event.start.job_type, "job_type")):
+            if value and (problem := name_problem(value, what)):
+                return problem
+        return _json_object_problem(event.start.config_json, "config_json")
+    if kind == "config":
+        return _json_object_problem(event.config.config_json, "config_json")
+    if kind == "summary":
+        return _json_object_problem(event.summary.summary_json, "summary_json")
+    if kind == "finish" and event.finish.state not in RUN_STATES:
+        return f"finish.state {event.finish.state!r} is not one of {sorted(RUN_STATES)}"
+    if kind == "graph":
+        return _json_object_problem(event.graph.graph_json, "graph_json")
+    if kind == "alert" and event.alert.level not in ALERT_LEVELS:
+        return f"alert.level {event.alert.level!r} is not one of {sorted(ALERT_LEVELS)}"
+    if kind == "metric":
+        return name_problem(event.metric.name, "metric name", MAX_KEY_BYTES)
+    return None
+
+
+def _json_object_problem(text: str, what: str) -> str | None:
+    if not text:
+        return None
+    if len(text) > MAX_JSON_BYTES:
+        return f"{what} is {len(text)} bytes; the limit is {MAX_JSON_BYTES}"
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        return f"{what} is not valid JSON: {exc}"
+    return None if isinstance(value, dict) else f"{what} must be a JSON object"
+
+
+def _columns(block, names: tuple[str, ...], what: str, out: Decoded) -> int | None:
+    sizes = {name: len(getattr(block, name)) for name in names}
+    if len(set(sizes.values())) > 1:
+        out.reject(what, f"columns have different lengths: {sizes}")
+        return None
+    return next(iter(sizes.values()))
+
+
+def _key_mask(keys: list[str], index: np.ndarray, what: str, out: Decoded, noun: str) -> np.ndarray:
+    """Mask of points whose key is usable; one rejection per bad key."""
+    keep = index < len(keys)
+    if not keep.all():
+        out.reject(f"{what}[{noun}_index]", f"{int((~keep).sum())} points name a {noun} index past "
+                   f"the {noun} table ({len(keys)} entries)")
+    for i, key in enumerate(keys):
+        problem = name_problem(key, noun, MAX_KEY_BYTES)
+        if problem:
+            hit = index == i
+            keep &= ~hit
+            out.reject(f"{what}[{noun}={key[:80]!r}]", f"{problem}; dropped {int(hit.sum())} points")
+    return keep
+
+
+def _ts_mask(ts: np.ndarray, what: str, out: Decoded) -> np.ndarray:
+    keep = (ts >= MIN_TS_US) & (ts <= MAX_TS_US)
+    if not keep.all():
+        out.reject(f"{what}[ts_us]", f"{int((~keep).sum())} points have a timestamp outside 1900..2299")
+    return keep
+
+
+def _dictionary(index: np.ndarray, values: list[str]) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(pa.array(index.astype(np.int32)), pa.array(values, pa.string()))
+
+
+def _owner(batch: pb.Batch, n: int) -> dict[str, pa.Array]:
+    return {
+        "project": _dictionary(np.zeros(n, np.int32), [batch.project]),
+        "run_id": pa.repeat(batch.run_id, n),
+    }
+
+
+def _scalars(batch: pb.Batch, out: Decoded) -> pa.Table | None:
+    block = batch.scalars
+    if _columns(block, ("key_index", "step", "ts_us", "value"), "scalars", out) is None:
+        return None
+    keys = list(block.keys)
+    index = np.array(block.key_index, dtype=np.uint32)
+    step = np.array(block.step, dtype=np.int64)
+    ts = np.array(block.ts_us, dtype=np.int64)
+    value = np.array(block.value, dtype=np.float64)
+    keep = _key_mask(keys, index, "scalars", out, "key") & _ts_mask(ts, "scalars", out)
+    negative = step < 0
+    if negative.any():
+        out.reject("scalars[step]", f"{int(negative.sum())} points have a negative step")
+        keep &= ~negative
+    if not keep.all():
+        index, step, ts, value = index[keep], step[keep], ts[keep], value[keep]
+    n = len(index)
+    return pa.table({
+        **_owner(batch, n),
+        "key": _dictionary(index, keys),
+        "step": pa.array(step),
+        "ts": pa.array(ts, TS),
+        "value": pa.array(value),
+    })
+
+
+def _system(batch: pb.Batch, out: Decoded) -> pa.Table | None:
+    block = batch.system
+    names = ("key_index", "device_index", "ts_us", "value")
+    if _columns(block, names, "system", out) is None:
+        return None
+    if problem := name_problem(block.host, "host"):
+        out.reject("system", problem)
+        return None
+    keys, devices = list(block.keys), list(block.devices) or [""]
+    key_index = np.array(block.key_index, dtype=np.uint32)
+    device_index = np.array(block.device_index, dtype=np.uint32)
+    ts = np.array(block.ts_us, dtype=np.int64)
+    value = np.array(block.value, dtype=np.float64)
+    keep = _key_mask(keys, key_index, "system", out, "key") & _ts_mask(ts, "system", out)
+    keep &= device_index < len(devices)
+    n = int(keep.sum())
+    return pa.table({
+        **_owner(batch, n),
+        "host": pa.repeat(block.host, n),
+        "device": _dictionary(device_index[keep], devices),
+        "key": _dictionary(key_index[keep], keys),
+        "ts": pa.array(ts[keep], TS),
+        "value": pa.array(value[keep]),
+    })
+
+
+def _histogram_problem(h: pb.Histogram) -> str | None:
+    if problem := name_problem(h.key, "key", MAX_KEY_BYTES):
+        return problem
+    if h.step < 0:
+        return "negative step"
+    if len(h.bucket_counts) > MAX_BUCKETS:
+        return f"{len(h.bucket_counts)} buckets; the limit is {MAX_BUCKETS}"
+    if len(h.bucket_edges) != len(h.bucket_counts) + 1:
+        return (f"{len(h.bucket_edges)} bucket edges for {len(h.bucket_counts)} buckets "
+                "(edges must number buckets + 1)")
+    if not all(math.isfinite(edge) for edge in h.bucket_edges):
+        return "bucket edges must be finite"
+    if not MIN_TS_US <= h.ts_us <= MAX_TS_US:
+        return "timestamp outside 1900..2299"
+    return None
+
+
+def _histograms(batch: pb.Batch, out: Decoded) -> pa.Table | None:
+    good = []
+    for h in batch.histograms:
+        if problem := _histogram_problem(h):
+            out.reject(f"histograms[key={h.key[:80]!r}, step={h.step}]", problem)
+        else:
+            good.append(h)
+    n = len(good)
+    return pa.table({
+        **_owner(batch, n),
+        "key": pa.array([h.key for h in good], pa.string()),
+        "step": pa.array([h.step for h in good], pa.int64()),
+        "ts": pa.array([h.ts_us for h in good], TS),
+        "count": pa.array([h.count for h in good], pa.uint64()),
+        "sum": pa.array([h.sum for h in good], pa.float64()),
+        "min": pa.array([h.min for h in good], pa.float64()),
+        "max": pa.array([h.max for h in good], pa.float64()),
+        "nonfinite": pa.array([h.nonfinite for h in good], pa.uint64()),
+        "bucket_edges": pa.array([list(h.bucket_edges) for h in good], pa.list_(pa.float64())),
+        "bucket_counts": pa.array([list(h.bucket_counts) for h in good], pa.list_(pa.uint64())),
+    })
+
+
+def _of_kind(events: list[pb.Event], kind: str) -> list:
+    return [getattr(e, kind) for e in events if e.WhichOneof("kind") == kind]
+
+
+def _graphs(batch: pb.Batch, events: list[pb.Event]) -> pa.Table:
+    graphs = _of_kind(events, "graph")
+    n = len(graphs)
+    return pa.table({**_owner(batch, n), "ts": pa.array([time.time_ns() // 1000] * n, TS),
+                     "graph": pa.array([g.graph_json for g in graphs], pa.string())})
+
+
+def _alerts(batch: pb.Batch, events: list[pb.Event]) -> pa.Table:
+    alerts = _of_kind(events, "alert")
+    return pa.table({
+        **_owner(batch, len(alerts)),
+        "ts": pa.array([a.ts_us for a in alerts], TS),
+        "level": pa.array([a.level for a in alerts], pa.string()),
+        "title": pa.array([a.title for a in alerts], pa.string()),
+        "text": pa.array([a.text for a in alerts], pa.string()),
+    })

@@ -1,0 +1,136 @@
+"""The `pulse` command: up, ingest, dashboard, demo, sync, sql."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_DATA = os.environ.get("PULSE_DATA", "pulse-data")
+
+
+def _store_url(args: argparse.Namespace) -> str:
+    from ingest.server import data_url
+
+    return args.clickhouse or os.environ.get("PULSE_CLICKHOUSE_URL") or data_url(args.data)
+
+
+def _ingest_config(args: argparse.Namespace):
+    from ingest.server import IngestConfig
+
+    return IngestConfig(clickhouse_url=_store_url(args), host=args.host, port=args.port,
+                        heartbeat_timeout=args.heartbeat_timeout, flush_interval=args.flush_interval)
+
+
+def _add_ingest_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default=DEFAULT_DATA, help="data directory of the embedded store")
+    p.add_argument("--clickhouse", help="ClickHouse URL (http(s)://... or chdb:///DIR) instead of --data")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=50051)
+    p.add_argument("--heartbeat-timeout", type=float,
+                   default=float(os.environ.get("PULSE_HEARTBEAT_TIMEOUT", 60)),
+                   help="seconds without a heartbeat before a running run is marked crashed")
+    p.add_argument("--flush-interval", type=float, default=0.5, help="seconds between buffer flushes")
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from ingest.server import serve
+
+    serve(_ingest_config(args))
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from pulse.stack import run_stack
+
+    return run_stack(_ingest_config(args), ui_port=None if args.no_ui else args.ui_port)
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from pulse.stack import start_dashboard
+
+    process = start_dashboard(args.port, args.server, args.clickhouse, host=args.host)
+    print(f"pulse dashboard: http://{args.host}:{args.port}", flush=True)
+    return process.wait()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pulse.demo import run_demo
+
+    return run_demo(_ingest_config(args), ui_port=args.ui_port, runs=args.runs)
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from emitter.sync import sync
+
+    results = sync(Path(args.dir) if args.dir else None, server=args.server, timeout=args.timeout)
+    if not results:
+        print("pulse sync: nothing to upload")
+    failed = 0
+    for r in results:
+        status = "uploaded" if r.uploaded else f"NOT uploaded ({r.reason})"
+        print(f"pulse sync: {r.directory.name}: {r.batches} batches {status}")
+        failed += not r.uploaded
+    return 1 if failed else 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from pulse.sql import run_sql
+
+    return run_sql(args.query, args.format, server=args.server, clickhouse=args.clickhouse)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pulse", description="Pulse experiment tracker")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("up", help="ingest service plus dashboard")
+    _add_ingest_flags(p)
+    p.add_argument("--ui-port", type=int, default=8501)
+    p.add_argument("--no-ui", action="store_true", help="run the ingest service only")
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("ingest", help="the ingest service alone")
+    _add_ingest_flags(p)
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("dashboard", help="the dashboard alone")
+    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--server", default=None, help="ingest host:port (reads through its Query RPC)")
+    p.add_argument("--clickhouse", default=None, help="read ClickHouse directly at this URL")
+    p.set_defaults(func=cmd_dashboard)
+
+    p = sub.add_parser("demo", help="up plus demo training runs")
+    _add_ingest_flags(p)
+    p.add_argument("--ui-port", type=int, default=8501)
+    p.add_argument("--runs", type=int, default=3, help="demo training runs to start")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("sync", help="upload runs spooled on disk")
+    p.add_argument("dir", nargs="?", help="the PULSE_DIR to upload from (default: $PULSE_DIR or .pulse)")
+    p.add_argument("--server", default=None)
+    p.add_argument("--timeout", type=float, default=120.0)
+    p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser("sql", help="read-only SQL against the store")
+    p.add_argument("query")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("--server", default=None, help="ingest host:port (default $PULSE_SERVER)")
+    p.add_argument("--clickhouse", default=os.environ.get("PULSE_CLICKHOUSE_URL", "") or None,
+                   help="query a ClickHouse server directly (http(s)://...)")
+    p.set_defaults(func=cmd_sql)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command in ("up", "ingest", "demo"):
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

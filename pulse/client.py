@@ -1,0 +1,66 @@
+"""A client for the ingest's read-only Query RPC (Arrow IPC results).
+
+The dashboard and `pulse sql` use it to read the embedded store, which only
+the ingest process may open.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import grpc
+import pyarrow as pa
+
+from pulse.v1 import telemetry_pb2 as pb
+
+QUERY_METHOD = "/pulse.v1.Telemetry/Query"
+
+
+class QueryError(RuntimeError):
+    """The server refused or failed the query; the message is ClickHouse's or the server's."""
+
+
+class QueryClient:
+    def __init__(self, server: str | None = None, api_key: str | None = None, tls_ca: str | None = None) -> None:
+        self.server = server or os.environ.get("PULSE_SERVER", "127.0.0.1:50051")
+        self._api_key = api_key if api_key is not None else os.environ.get("PULSE_API_KEY", "")
+        ca = tls_ca if tls_ca is not None else os.environ.get("PULSE_TLS_CA", "")
+        options = [("grpc.max_receive_message_length", 256 << 20)]
+        if ca:
+            with open(ca, "rb") as f:
+                creds = grpc.ssl_channel_credentials(root_certificates=f.read())
+            self._channel = grpc.secure_channel(self.server, creds, options=options)
+        else:
+            self._channel = grpc.insecure_channel(self.server, options=options)
+        self._call = self._channel.unary_unary(QUERY_METHOD, request_serializer=pb.QueryRequest.SerializeToString,
+                                               response_deserializer=pb.QueryResponse.FromString)
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None, max_rows: int = 0,
+              timeout: float = 30.0) -> pa.Table:
+        request = pb.QueryRequest(sql=sql, parameters={k: _param(v) for k, v in (parameters or {}).items()},
+                                  max_rows=max_rows, timeout_ms=int(timeout * 1000))
+        metadata = (("authorization", f"Bearer {self._api_key}"),) if self._api_key else ()
+        try:
+            response = self._call(request, timeout=timeout + 5, metadata=metadata)
+        except grpc.RpcError as exc:
+            raise QueryError(f"{exc.code().name}: {exc.details()}") from None
+        return pa.ipc.open_stream(response.arrow_ipc).read_all()
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+def _param(value: Any) -> str:
+    """Bound parameters travel as text; ClickHouse parses them as the {name:Type} says."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_quote(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
+def _quote(value: Any) -> str:
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return str(value)

@@ -1,0 +1,57 @@
+"""`pulse up`: the ingest service in this process and the dashboard beside it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import dashboard
+
+
+def start_dashboard(port: int, server: str | None = None, clickhouse: str | None = None,
+                    host: str = "127.0.0.1") -> subprocess.Popen:
+    """Start `streamlit run dashboard/app.py` reading through `server` (or ClickHouse directly)."""
+    env = dict(os.environ)
+    if server:
+        env["PULSE_SERVER"] = server
+    if clickhouse:
+        env["PULSE_CLICKHOUSE_URL"] = clickhouse
+    else:
+        env.pop("PULSE_CLICKHOUSE_URL", None)
+    app = Path(dashboard.__file__).with_name("app.py")
+    return subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
+         "--server.address", host, "--server.port", str(port), "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],
+        env=env, stdout=subprocess.DEVNULL)
+
+
+def run_stack(config, ui_port: int | None, on_ready=None) -> int:
+    """Serve until SIGINT/SIGTERM; `on_ready(server)` runs once the ingest listens."""
+    from ingest.server import IngestServer
+
+    server = IngestServer(config)
+    server.start()
+    address = f"{config.host}:{server.port}"
+    print(f"pulse: ingest listening on {address} (store {config.clickhouse_url})", flush=True)
+    ui = None
+    if ui_port is not None:
+        ui = start_dashboard(ui_port, server=address, host=config.host)
+        print(f"pulse: dashboard at http://{config.host}:{ui_port}", flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        if on_ready is not None:
+            on_ready(address, stop)
+        stop.wait()
+    finally:
+        if ui is not None:
+            ui.terminate()
+            ui.wait(10)
+        server.stop()
+    return 0

@@ -16,6 +16,7 @@ grpc, protobuf and the standard library; torch only inside `watch()`.
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from .config import Config
@@ -30,9 +31,21 @@ run: Run | None = None
 config: Config = Config()
 summary: Summary | dict = {}
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (test runners and notebooks swap it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 _log = logging.getLogger("pulse")
 if not _log.handlers:
-    _handler = logging.StreamHandler()
+    _handler = _StderrHandler()
     _handler.setFormatter(logging.Formatter("%(message)s"))
     _log.addHandler(_handler)
     _log.setLevel(logging.INFO)

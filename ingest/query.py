@@ -31,36 +31,38 @@ class QueryRejected(ValueError):
     """The statement is not a single read-only query; the message says why."""
 
 
-def check_read_only(store: Store, sql: str) -> str:
-    """Return the statement normalised by ClickHouse, or raise QueryRejected."""
+def check_read_only(store: Store, sql: str, parameters: dict[str, Any] | None = None) -> None:
+    """Raise QueryRejected unless `sql` is one read-only statement without outside table functions."""
     if not sql.strip():
         raise QueryRejected("empty query")
     try:
         formatted = store.query_rows("SELECT formatQuery({q:String})", {"q": sql})[0][0]
+        verb = formatted.split(None, 1)[0].upper() if formatted else ""
+        if verb not in READ_VERBS:
+            raise QueryRejected(f"only read-only queries are allowed ({', '.join(READ_VERBS)}); got {verb}")
+        ast = []
+        if verb in ("SELECT", "WITH"):
+            ast = [row[0] for row in store.query_rows(f"EXPLAIN AST {formatted}", parameters or None)]
+    except QueryRejected:
+        raise
     except Exception as exc:
         raise QueryRejected(clickhouse_message(exc)) from exc
-    verb = formatted.split(None, 1)[0].upper() if formatted else ""
-    if verb not in READ_VERBS:
-        raise QueryRejected(f"only read-only queries are allowed ({', '.join(READ_VERBS)}); got {verb}")
-    if verb in ("SELECT", "WITH"):
-        ast = [row[0] for row in store.query_rows(f"EXPLAIN AST {formatted}")]
-        for above, line in zip(ast, ast[1:]):
-            match = _TABLE_FUNCTION.match(line)
-            if "TableExpression" in above and match and match.group(1) not in SAFE_TABLE_FUNCTIONS:
-                raise QueryRejected(f"table function {match.group(1)}() is not allowed in read-only queries")
-    return formatted
+    for above, line in zip(ast, ast[1:]):
+        match = _TABLE_FUNCTION.match(line)
+        if "TableExpression" in above and match and match.group(1) not in SAFE_TABLE_FUNCTIONS:
+            raise QueryRejected(f"table function {match.group(1)}() is not allowed in read-only queries")
 
 
 def run_query(store: Store, sql: str, parameters: dict[str, Any] | None = None,
               max_rows: int = 0, timeout_s: float = 0) -> pa.Table:
     """Run one read-only statement with row and time limits."""
-    statement = check_read_only(store, sql)
+    check_read_only(store, sql, parameters)
     max_rows = min(max_rows or DEFAULT_MAX_ROWS, MAX_ROWS)
     timeout_s = min(timeout_s or DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S)
     settings = {"readonly": 2, "max_result_rows": max_rows, "result_overflow_mode": "throw",
                 "max_execution_time": timeout_s}
     try:
-        return store.query_arrow(statement, parameters=parameters or None, settings=settings)
+        return store.query_arrow(sql, parameters=parameters or None, settings=settings)
     except Exception as exc:
         raise QueryRejected(clickhouse_message(exc)) from exc
 

@@ -21,7 +21,8 @@ def _ingest_config(args: argparse.Namespace):
     from ingest.server import IngestConfig
 
     return IngestConfig(clickhouse_url=_store_url(args), host=args.host, port=args.port,
-                        heartbeat_timeout=args.heartbeat_timeout, flush_interval=args.flush_interval)
+                        heartbeat_timeout=args.heartbeat_timeout, flush_interval=args.flush_interval,
+                        max_buffer_rows=args.max_buffer_rows)
 
 
 def _add_ingest_flags(p: argparse.ArgumentParser) -> None:
@@ -33,6 +34,8 @@ def _add_ingest_flags(p: argparse.ArgumentParser) -> None:
                    default=float(os.environ.get("PULSE_HEARTBEAT_TIMEOUT", 60)),
                    help="seconds without a heartbeat before a running run is marked crashed")
     p.add_argument("--flush-interval", type=float, default=0.5, help="seconds between buffer flushes")
+    p.add_argument("--max-buffer-rows", type=int, default=4_000_000,
+                   help="rows buffered before the server pushes back with UNAVAILABLE")
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:

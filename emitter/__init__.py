@@ -24,8 +24,21 @@ from .run import Run, install_process_hooks, sweep_environment
 from .settings import Settings
 from .summary import Summary
 
-__all__ = ["init", "log", "finish", "define_metric", "alert", "config", "summary", "run", "Run",
-           "Config", "Summary", "Settings", "AuthError"]
+__all__ = [
+    "AuthError",
+    "Config",
+    "Run",
+    "Settings",
+    "Summary",
+    "alert",
+    "config",
+    "define_metric",
+    "finish",
+    "init",
+    "log",
+    "run",
+    "summary",
+]
 
 run: Run | None = None
 config: Config = Config()

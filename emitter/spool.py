@@ -22,9 +22,9 @@ import shutil
 import struct
 import threading
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 HEADER = struct.Struct("<QII")
 SEGMENT_BYTES = 16 << 20

@@ -119,7 +119,7 @@ class Transport:
         sent = self._spool.acked
         while not self._stopped.is_set():
             if sent - self._spool.acked >= self._window:
-                self._spool.wait(lambda: sent - self._spool.acked < self._window, 0.1)
+                self._spool.wait(lambda sent=sent: sent - self._spool.acked < self._window, 0.1)
                 continue
             entry = self._spool.after(sent, timeout=0.05)
             if entry is None:

@@ -42,7 +42,9 @@ def check_read_only(store: Store, sql: str, parameters: dict[str, Any] | None = 
             raise QueryRejected(f"only read-only queries are allowed ({', '.join(READ_VERBS)}); got {verb}")
         ast = []
         if verb in ("SELECT", "WITH"):
-            ast = [row[0] for row in store.query_rows(f"EXPLAIN AST {formatted}", parameters or None)]
+            # As a subquery, so the client's trailing FORMAT applies to the EXPLAIN output.
+            explain = f"SELECT explain FROM (EXPLAIN AST {formatted})"
+            ast = [row[0] for row in store.query_rows(explain, parameters or None)]
     except QueryRejected:
         raise
     except Exception as exc:
@@ -62,7 +64,7 @@ def run_query(store: Store, sql: str, parameters: dict[str, Any] | None = None,
     settings = {"readonly": 2, "max_result_rows": max_rows, "result_overflow_mode": "throw",
                 "max_execution_time": timeout_s}
     try:
-        return store.query_arrow(sql, parameters=parameters or None, settings=settings)
+        return store.read_only_arrow(sql, parameters or None, settings)
     except Exception as exc:
         raise QueryRejected(clickhouse_message(exc)) from exc
 

@@ -29,6 +29,9 @@ class Store(Protocol):
 
     def query_rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple]: ...
 
+    def read_only_arrow(self, sql: str, parameters: dict[str, Any] | None,
+                        settings: dict[str, Any]) -> pa.Table: ...
+
     def command(self, sql: str) -> Any: ...
 
     def close(self) -> None: ...
@@ -52,12 +55,12 @@ class ClickHouseStore:
         self._lock = threading.Lock()
         self._client()  # fail fast on a bad URL
 
-    def _client(self) -> Any:
-        client = getattr(self._local, "client", None)
+    def _client(self, role: str = "writer") -> Any:
+        client = getattr(self._local, role, None)
         if client is None:
             extra = {} if self.url.startswith("chdb:") else {"autogenerate_session_id": False}
             client = self._connect(dsn=self.url, **extra)
-            self._local.client = client
+            setattr(self._local, role, client)
             with self._lock:
                 self._clients.append(client)
         return client
@@ -71,6 +74,12 @@ class ClickHouseStore:
 
     def query_rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple]:
         return self._client().query(sql, parameters=parameters).result_rows
+
+    def read_only_arrow(self, sql: str, parameters: dict[str, Any] | None,
+                        settings: dict[str, Any]) -> pa.Table:
+        """Run users' SQL on a client of its own: chDB keeps per-query settings such as
+        `readonly` on the client's session, so they must never reach the writer's client."""
+        return self._client("reader").query_arrow(sql, parameters=parameters, settings=settings)
 
     def command(self, sql: str) -> Any:
         return self._client().command(sql)

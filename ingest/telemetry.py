@@ -13,8 +13,8 @@ import logging
 import queue
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import grpc
 from google.protobuf.message import DecodeError

@@ -8,7 +8,7 @@ import time
 import uuid
 
 import emitter
-from conftest import Ingest, run_script, wait_for
+from conftest import run_script, wait_for
 
 
 def project() -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-from array import array
 from typing import Any
 
 from pulse.v1 import telemetry_pb2 as pb
@@ -39,27 +38,33 @@ class Encoder:
         batch = pb.Batch(project=self.project, run_id=self.run_id, stream_id=self.stream_id,
                          seq=self.seq)
         keys: dict[str, int] = {}
-        shapes: dict[tuple, array] = {}
-        key_index, steps, stamps, values = array("I"), array("q"), array("q"), array("d")
+        shapes: dict[tuple, list[int] | None] = {}
+        # Plain lists: `+=` copies references in C, and upb's extend reads lists
+        # faster than it reads array.array (measured: about twice as fast).
+        key_index: list[int] = []
+        steps: list[int] = []
+        stamps: list[int] = []
+        values: list = []
         on_values = self._on_values
         for record in records:
             if len(record) == 2:
                 batch.events.append(_event(*record))
                 continue
             step, ts, row = record
-            if not PLAIN.issuperset(map(type, row.values())) or not _str_keys(row):
+            shape = tuple(row)
+            index = shapes.get(shape, False)
+            if index is False:
+                index = shapes[shape] = _shape_index(shape, keys)
+            if index is None or not PLAIN.issuperset(map(type, row.values())):
                 row = self._coerce(row)
                 if not row:
                     continue
-            shape = tuple(row)
-            index = shapes.get(shape)
-            if index is None:
-                index = shapes[shape] = array("I", [keys.setdefault(k, len(keys)) for k in shape])
+                index = _shape_index(tuple(row), keys)
             n = len(index)
-            key_index.extend(index)
-            steps.extend([step] * n)
-            stamps.extend([ts] * n)
-            values.extend(row.values())
+            key_index += index
+            steps += [step] * n
+            stamps += [ts] * n
+            values += row.values()
             if on_values is not None:
                 on_values(row)
         if values:
@@ -91,8 +96,11 @@ class Encoder:
                         reason)
 
 
-def _str_keys(row: dict) -> bool:
-    return all(type(k) is str for k in row)
+def _shape_index(shape: tuple, keys: dict[str, int]) -> list[int] | None:
+    """Key-table indices for a row's keys, or None when a key is not a string."""
+    if not all(type(k) is str for k in shape):
+        return None
+    return [keys.setdefault(k, len(keys)) for k in shape]
 
 
 def _event(kind: str, payload: Any) -> pb.Event:

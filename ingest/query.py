@@ -9,6 +9,7 @@ ClickHouse settings, so a runaway query is stopped by the engine.
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from typing import Any
 
 import pyarrow as pa
@@ -31,10 +32,30 @@ class QueryRejected(ValueError):
     """The statement is not a single read-only query; the message says why."""
 
 
+_checked: OrderedDict[tuple[str, str], None] = OrderedDict()  # statements already found read-only
+CHECKED_STATEMENTS = 4096
+
+
 def check_read_only(store: Store, sql: str, parameters: dict[str, Any] | None = None) -> None:
-    """Raise QueryRejected unless `sql` is one read-only statement without outside table functions."""
+    """Raise QueryRejected unless `sql` is one read-only statement without outside table functions.
+
+    Dashboards send the same statements over and over with new parameters, and
+    parameters only ever stand for values, so a statement found read-only once
+    is remembered by its text.
+    """
     if not sql.strip():
         raise QueryRejected("empty query")
+    key = (store.url, sql)
+    if key in _checked:
+        _checked.move_to_end(key)
+        return
+    _check(store, sql, parameters)
+    _checked[key] = None
+    if len(_checked) > CHECKED_STATEMENTS:
+        _checked.popitem(last=False)
+
+
+def _check(store: Store, sql: str, parameters: dict[str, Any] | None) -> None:
     try:
         formatted = store.query_rows("SELECT formatQuery({q:String})", {"q": sql})[0][0]
         verb = formatted.split(None, 1)[0].upper() if formatted else ""

@@ -23,10 +23,10 @@ demo: $(VENV)/.base
 	$(VENV)/bin/pulse demo
 
 test: $(VENV)/.dev
-	$(PY) tests/run_suite.py
+	$(PY) -m pytest -q -ra
 
 proto: $(VENV)/.dev
-	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. proto/pulse/v1/telemetry.proto
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. proto/pulse/v1/*.proto
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .

@@ -11,6 +11,7 @@ import socket
 import sys
 import threading
 import time
+import urllib.parse
 import weakref
 from typing import Any
 
@@ -91,7 +92,8 @@ class Run:
 
     @property
     def url(self) -> str:
-        return f"{self.settings.ui_url}/charts?project={self.project}&run={self.id}"
+        query = urllib.parse.urlencode({"project": self.project, "run": self.id})
+        return f"{self.settings.ui_url}/charts?{query}"
 
     @property
     def step(self) -> int:

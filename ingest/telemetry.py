@@ -9,6 +9,7 @@ generic deserialisation failure.
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -143,8 +144,11 @@ class TelemetryService:
         except DecodeError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed QueryRequest: {exc}")
         try:
-            table = run_query(self._store, request.sql, dict(request.parameters),
-                              request.max_rows, request.timeout_ms / 1000)
+            parameters = {name: json.loads(value) for name, value in request.parameters.items()}
+        except ValueError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"query parameters must be JSON values: {exc}")
+        try:
+            table = run_query(self._store, request.sql, parameters, request.max_rows, request.timeout_ms / 1000)
         except QueryRejected as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         return pb.QueryResponse(arrow_ipc=to_ipc(table), rows=table.num_rows)

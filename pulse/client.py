@@ -6,6 +6,7 @@ the ingest process may open.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -38,8 +39,8 @@ class QueryClient:
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None, max_rows: int = 0,
               timeout: float = 30.0) -> pa.Table:
-        request = pb.QueryRequest(sql=sql, parameters={k: _param(v) for k, v in (parameters or {}).items()},
-                                  max_rows=max_rows, timeout_ms=int(timeout * 1000))
+        request = pb.QueryRequest(sql=sql, max_rows=max_rows, timeout_ms=int(timeout * 1000),
+                                  parameters={k: json.dumps(v, default=str) for k, v in (parameters or {}).items()})
         metadata = (("authorization", f"Bearer {self._api_key}"),) if self._api_key else ()
         try:
             response = self._call(request, timeout=timeout + 5, metadata=metadata)
@@ -50,17 +51,3 @@ class QueryClient:
     def close(self) -> None:
         self._channel.close()
 
-
-def _param(value: Any) -> str:
-    """Bound parameters travel as text; ClickHouse parses them as the {name:Type} says."""
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_quote(v) for v in value) + "]"
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    return str(value)
-
-
-def _quote(value: Any) -> str:
-    if isinstance(value, str):
-        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    return str(value)

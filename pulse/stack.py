@@ -26,23 +26,27 @@ def start_dashboard(port: int, server: str | None = None, clickhouse: str | None
     return subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
          "--server.address", host, "--server.port", str(port), "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],
+         "--server.fileWatcherType", "none", "--client.toolbarMode", "viewer"],
         env=env, stdout=subprocess.DEVNULL)
 
 
 def run_stack(config, ui_port: int | None, on_ready=None) -> int:
-    """Serve until SIGINT/SIGTERM; `on_ready(server)` runs once the ingest listens."""
+    """Serve until SIGINT/SIGTERM (or the dashboard dies); `on_ready(address, stop)` runs once
+    the ingest listens, with the event that stops the stack."""
     from ingest.server import IngestServer
 
     server = IngestServer(config)
     server.start()
-    address = f"{config.host}:{server.port}"
+    stop = threading.Event()
+    # Clients on this machine reach a wildcard listener through loopback.
+    local_host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
+    address = f"{local_host}:{server.port}"
     print(f"pulse: ingest listening on {address} (store {config.clickhouse_url})", flush=True)
     ui = None
     if ui_port is not None:
         ui = start_dashboard(ui_port, server=address, host=config.host)
-        print(f"pulse: dashboard at http://{config.host}:{ui_port}", flush=True)
-    stop = threading.Event()
+        print(f"pulse: dashboard at http://{local_host}:{ui_port}", flush=True)
+        threading.Thread(target=_watch_dashboard, args=(ui, stop), daemon=True).start()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
@@ -55,3 +59,10 @@ def run_stack(config, ui_port: int | None, on_ready=None) -> int:
             ui.wait(10)
         server.stop()
     return 0
+
+
+def _watch_dashboard(ui: subprocess.Popen, stop: threading.Event) -> None:
+    code = ui.wait()
+    if not stop.is_set():
+        print(f"pulse: the dashboard exited with code {code}; stopping", file=sys.stderr, flush=True)
+        stop.set()

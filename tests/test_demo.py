@@ -1,0 +1,106 @@
+"""`pulse demo`: its numpy trainer logs through a real ingest, and stopping the demo ends its runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import Ingest, free_port, wait_for
+from pulse.client import QueryClient
+
+METRICS = ["train/acc", "train/loss", "val/acc", "val/loss"]
+
+
+def stop(process: subprocess.Popen, sig: int) -> int:
+    process.send_signal(sig)
+    try:
+        return process.wait(60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise
+
+
+def runs(client: QueryClient, project: str) -> list[dict]:
+    return client.query("SELECT run_id, name, state, config FROM runs FINAL WHERE project = {p:String}",
+                        {"p": project}).to_pylist()
+
+
+def point_counts(client: QueryClient, project: str) -> dict[str, int]:
+    table = client.query("SELECT key, count() AS n FROM metrics FINAL WHERE project = {p:String} GROUP BY key",
+                         {"p": project})
+    return dict(zip(table.column("key").to_pylist(), table.column("n").to_pylist()))
+
+
+def test_demo_trainer_logs_its_metrics_and_finishes(ingest: Ingest, tmp_path: Path) -> None:
+    project = f"demo-{uuid.uuid4().hex[:8]}"
+    trainer = subprocess.run(
+        [sys.executable, "-m", "pulse.demo", "--train", "--steps", "50", "--sleep", "0", "--seed", "2",
+         "--server", ingest.address, "--project", project],
+        env=dict(os.environ, PULSE_DIR=str(tmp_path / "spool")), cwd=tmp_path,
+        capture_output=True, text=True, timeout=300)
+    assert trainer.returncode == 0, trainer.stderr
+    client = QueryClient(ingest.address)
+    [run] = runs(client, project)
+    assert run["state"] == "finished"
+    assert run["name"] == "mlp-lr0.03-s2"
+    assert '"lr": 0.03' in run["config"]
+    counts = point_counts(client, project)
+    assert sorted(counts) == METRICS
+    assert counts["train/loss"] == counts["train/acc"] == 50
+    assert counts["val/loss"] == counts["val/acc"] == 4  # steps 0, 20, 40 and the last
+
+
+def test_stopping_pulse_demo_ends_its_runs_as_killed(tmp_path: Path) -> None:
+    """Ctrl-C on `pulse demo` stops the trainers while the ingest still takes their last words."""
+    port, ui_port = free_port(), free_port()
+    output = tmp_path / "demo.log"
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "pulse.cli", "demo", "--data", str(tmp_path / "data"), "--host", "127.0.0.1",
+         "--port", str(port), "--ui-port", str(ui_port), "--runs", "2"],
+        env=dict(os.environ, PULSE_DIR=str(tmp_path / "spool")), cwd=tmp_path,
+        stdout=output.open("w"), stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: "pulse: ingest listening on" in output.read_text() or demo.poll() is not None,
+                 timeout=120, what="the demo's ingest")
+        assert demo.poll() is None, output.read_text()
+        address = f"127.0.0.1:{port}"
+        client = QueryClient(address)
+        wait_for(lambda: len(point_counts(client, "demo")) == len(METRICS)
+                 and [r["state"] for r in runs(client, "demo")] == ["running", "running"],
+                 timeout=120, what="two running demo runs with metrics")
+        assert f"http://127.0.0.1:{ui_port}/?project=demo" in output.read_text()
+    finally:
+        code = stop(demo, signal.SIGINT)
+    assert code == 0, output.read_text()
+
+    reopened = Ingest(tmp_path / "data").start()  # the same store, to read how the runs ended
+    try:
+        ended = runs(QueryClient(reopened.address), "demo")
+        assert sorted(r["state"] for r in ended) == ["killed", "killed"], ended
+        assert sorted(r["name"] for r in ended) == ["mlp-lr0.1-s1", "mlp-lr0.3-s0"]
+    finally:
+        reopened.stop()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_demo_model_learns_the_spiral(seed: int) -> None:
+    import numpy as np
+
+    from pulse.demo import MLP, spiral
+
+    rng = np.random.default_rng(seed)
+    x, y = spiral(300, 3, rng)
+    model = MLP(2, 64, 3, rng)
+    first, _ = model.loss_and_accuracy(x, y)
+    for _ in range(400):
+        model.loss_and_accuracy(x, y, lr=0.3)
+    last, accuracy = model.loss_and_accuracy(x, y)
+    assert last < first / 2
+    assert accuracy > 0.8

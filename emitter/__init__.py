@@ -23,6 +23,7 @@ from .config import Config
 from .run import Run, install_process_hooks, sweep_environment
 from .settings import Settings
 from .summary import Summary
+from .transport import AuthError, check_access
 
 __all__ = [
     "AuthError",
@@ -65,10 +66,6 @@ if not _log.handlers:
     _log.propagate = False
 
 
-class AuthError(RuntimeError):
-    """The server refused this process's API key (or it has none)."""
-
-
 def init(project: str | None = None, name: str | None = None, group: str | None = None,
          job_type: str | None = None, tags: list[str] | None = None, notes: str | None = None,
          config: Any = None, mode: str | None = None, resume: Any = None, id: str | None = None,
@@ -76,7 +73,8 @@ def init(project: str | None = None, name: str | None = None, group: str | None 
     """Start a run and return it; `emitter.run`, `emitter.config`, `emitter.summary` follow it.
 
     Arguments mirror `wandb.init`; unknown W&B arguments (entity, save_code, ...) are accepted
-    and ignored. Explicit arguments beat PULSE_* environment variables.
+    and ignored. Explicit arguments beat PULSE_* environment variables. Raises AuthError when
+    the server refuses the API key; a server that is away is no error (the run spools).
 
     Example:
         run = emitter.init(project="cifar", config=args, tags=["baseline"])
@@ -86,6 +84,8 @@ def init(project: str | None = None, name: str | None = None, group: str | None 
         run.finish(quiet=True)
     sweep_run_id, sweep_id, sweep_params = sweep_environment()
     settings = Settings.resolve(project=project, mode=mode, dir=dir)
+    if settings.mode == "online":
+        check_access(settings.server, settings.project, settings.api_key, settings.tls_ca)
     install_process_hooks()
     run = Run(settings, run_id=id or sweep_run_id or None, name=name, group=group or "",
               job_type=job_type or "", tags=tags, notes=notes or "", config=config,

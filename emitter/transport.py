@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 
 import grpc
 
+from pulse.channel import auth_metadata, open_channel
 from pulse.v1 import telemetry_pb2 as pb
 
 from .spool import Spool
@@ -22,27 +23,30 @@ from .spool import Spool
 log = logging.getLogger("pulse")
 
 STREAM_METHOD = "/pulse.v1.Telemetry/Stream"
-CHANNEL_OPTIONS = [
-    ("grpc.initial_reconnect_backoff_ms", 200),
-    ("grpc.min_reconnect_backoff_ms", 200),
-    ("grpc.max_reconnect_backoff_ms", 2000),
-    ("grpc.keepalive_time_ms", 20_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
-    ("grpc.max_send_message_length", 64 << 20),
-    ("grpc.max_receive_message_length", 64 << 20),
-]
+ACCESS_METHOD = "/pulse.v1.Telemetry/CheckAccess"
 
 
-def open_channel(server: str, tls_ca: str = "") -> grpc.Channel:
-    if tls_ca:
-        with open(tls_ca, "rb") as f:
-            credentials = grpc.ssl_channel_credentials(root_certificates=f.read())
-        return grpc.secure_channel(server, credentials, options=CHANNEL_OPTIONS)
-    return grpc.insecure_channel(server, options=CHANNEL_OPTIONS)
+class AuthError(RuntimeError):
+    """The server refused this process's API key (or it has none)."""
 
 
-def auth_metadata(api_key: str) -> tuple[tuple[str, str], ...]:
-    return (("authorization", f"Bearer {api_key}"),) if api_key else ()
+def check_access(server: str, project: str, api_key: str = "", tls_ca: str = "", timeout: float = 1.0) -> None:
+    """Ask the server whether our key may write `project`; raise AuthError if it says no.
+
+    Anything else (no server yet, an old server) is not our business here:
+    the run spools until the server answers.
+    """
+    with open_channel(server, tls_ca) as channel:
+        rpc = channel.unary_unary(ACCESS_METHOD, request_serializer=pb.AccessRequest.SerializeToString,
+                                  response_deserializer=pb.AccessReply.FromString)
+        try:
+            rpc(pb.AccessRequest(project=project, write=True), timeout=timeout, metadata=auth_metadata(api_key))
+        except grpc.RpcError as exc:
+            if exc.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+                raise AuthError(
+                    f"{server} refused to let this run write project {project!r}: {exc.details()}. "
+                    f"Set PULSE_API_KEY to a key for that project (an admin makes one with "
+                    f"`pulse keys create --project {project}`).") from None
 
 
 class Transport:

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import signal
 import threading
 from concurrent import futures
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from .admin import AdminService
+from .auth import KeyStore
 from .buffers import Buffers
 from .runs import RunRegistry
-from .storage import open_store
+from .storage import Store, open_store
 from .telemetry import GRPC_MAX_MESSAGE_BYTES, TelemetryService
 
 log = logging.getLogger(__name__)
@@ -31,6 +35,12 @@ class IngestConfig:
     flush_rows: int = 250_000
     max_buffer_rows: int = 4_000_000
     workers: int = 128
+    # Security: API keys (--auth), TLS, and where the first admin key is written.
+    auth: bool = False
+    insecure: bool = False
+    tls_cert: str = ""
+    tls_key: str = ""
+    admin_key_path: str = ""
 
 
 def data_url(data_dir: str) -> str:
@@ -40,17 +50,32 @@ def data_url(data_dir: str) -> str:
     return f"chdb://{path}"
 
 
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 class IngestServer:
-    def __init__(self, config: IngestConfig) -> None:
+    def __init__(self, config: IngestConfig, store: Store | None = None) -> None:
+        if not config.auth and not config.insecure and not is_loopback(config.host):
+            raise PermissionError(f"refusing to listen on {config.host} without --auth: anyone who can reach it "
+                                  "could write and read every project. Add --auth (API keys), or --insecure "
+                                  "if the network is yours alone.")
         self.config = config
-        self.store = open_store(config.clickhouse_url)
+        self.store = store or open_store(config.clickhouse_url)
         self.registry = RunRegistry(self.store, config.heartbeat_timeout)
         adopted = self.registry.load_running()
         if adopted:
             log.info("adopted %d runs left running; they crash unless their heartbeats resume", adopted)
         self.buffers = Buffers(self.store, self.registry, flush_rows=config.flush_rows,
                                flush_interval=config.flush_interval, max_rows=config.max_buffer_rows)
-        self.telemetry = TelemetryService(self.store, self.buffers, self.registry)
+        self.keys = KeyStore(self.store, enabled=config.auth)
+        if config.auth and config.admin_key_path and self.keys.ensure_admin_key(Path(config.admin_key_path)):
+            print(f"pulse ingest: wrote the admin API key to {config.admin_key_path} (mode 0600); "
+                  "use it as PULSE_API_KEY to run `pulse keys create`", flush=True)
+        self.telemetry = TelemetryService(self.store, self.buffers, self.registry, self.keys)
         self.health = health.HealthServicer()
         options = [("grpc.max_receive_message_length", GRPC_MAX_MESSAGE_BYTES),
                    ("grpc.max_send_message_length", GRPC_MAX_MESSAGE_BYTES),
@@ -58,9 +83,15 @@ class IngestServer:
         self.grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=config.workers,
                                                            thread_name_prefix="pulse-rpc"),
                                 options=options, maximum_concurrent_rpcs=config.workers - 8)
-        self.grpc.add_generic_rpc_handlers((self.telemetry.handler(),))
+        self.grpc.add_generic_rpc_handlers((self.telemetry.handler(), AdminService(self.keys).handler()))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
-        self.port = self.grpc.add_insecure_port(f"{config.host}:{config.port}")
+        address = f"{config.host}:{config.port}"
+        if config.tls_cert:
+            with open(config.tls_key, "rb") as key, open(config.tls_cert, "rb") as cert:
+                credentials = grpc.ssl_server_credentials(((key.read(), cert.read()),))
+            self.port = self.grpc.add_secure_port(address, credentials)
+        else:
+            self.port = self.grpc.add_insecure_port(address)
         if not self.port:
             raise OSError(f"cannot listen on {config.host}:{config.port}")
 

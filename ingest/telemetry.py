@@ -22,8 +22,9 @@ from google.protobuf.message import DecodeError
 
 from pulse.v1 import telemetry_pb2 as pb
 
+from .auth import OPEN, AuthFailure, KeyStore, Principal
 from .buffers import Backpressure, Buffers
-from .query import QueryRejected, run_query, to_ipc
+from .query import QueryRejected, project_filters, run_query, to_ipc
 from .runs import RunRegistry, UnknownRun
 from .storage import Store
 from .validate import BatchError, check_batch, decode
@@ -46,8 +47,9 @@ _END = object()
 
 
 class TelemetryService:
-    def __init__(self, store: Store, buffers: Buffers, registry: RunRegistry) -> None:
+    def __init__(self, store: Store, buffers: Buffers, registry: RunRegistry, keys: KeyStore | None = None) -> None:
         self._store = store
+        self._keys = keys or KeyStore(store, enabled=False)
         self._buffers = buffers
         self._registry = registry
         self._acked: OrderedDict[str, int] = OrderedDict()  # stream_id -> highest committed seq
@@ -61,13 +63,24 @@ class TelemetryService:
                 self.stream, request_deserializer=None, response_serializer=pb.Ack.SerializeToString),
             "Query": grpc.unary_unary_rpc_method_handler(
                 self.query, request_deserializer=None, response_serializer=pb.QueryResponse.SerializeToString),
+            "CheckAccess": grpc.unary_unary_rpc_method_handler(
+                self.check_access, request_deserializer=None,
+                response_serializer=pb.AccessReply.SerializeToString),
         })
+
+    def _principal(self, context: grpc.ServicerContext) -> Principal:
+        try:
+            return self._keys.authenticate(context)
+        except AuthFailure as exc:
+            context.abort(exc.code, str(exc))
+            raise  # abort raises; this keeps type checkers honest
 
     # -- Stream ---------------------------------------------------------------
 
     def stream(self, requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[pb.Ack]:
+        principal = self._principal(context)
         pending: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read, args=(requests, pending), name="pulse-stream-reader",
+        threading.Thread(target=self._read, args=(requests, pending, principal), name="pulse-stream-reader",
                          daemon=True).start()
         while True:
             item = pending.get()
@@ -84,11 +97,11 @@ class TelemetryService:
             self._remember(ack.stream_id, ack.seq)
             yield ack
 
-    def _read(self, requests: Iterator[bytes], pending: queue.Queue) -> None:
+    def _read(self, requests: Iterator[bytes], pending: queue.Queue, principal: Principal) -> None:
         try:
             for raw in requests:
                 try:
-                    pending.put(self._accept(raw))
+                    pending.put(self._accept(raw, principal))
                 except StreamAbort as abort:
                     self.rejected_batches += 1
                     pending.put(abort)
@@ -101,7 +114,7 @@ class TelemetryService:
         finally:
             pending.put(_END)
 
-    def _accept(self, raw: bytes) -> tuple[pb.Ack, int]:
+    def _accept(self, raw: bytes, principal: Principal = OPEN) -> tuple[pb.Ack, int]:
         if len(raw) > MAX_BATCH_BYTES:
             raise StreamAbort(grpc.StatusCode.INVALID_ARGUMENT,
                               f"batch of {len(raw)} bytes exceeds the limit of {MAX_BATCH_BYTES} bytes")
@@ -111,6 +124,8 @@ class TelemetryService:
             check_batch(batch)
         except (DecodeError, BatchError) as exc:
             raise StreamAbort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed Batch: {exc}") from exc
+        if problem := principal.write_problem(batch.project):
+            raise StreamAbort(grpc.StatusCode.PERMISSION_DENIED, problem)
         self.batches += 1
         ack = pb.Ack(stream_id=batch.stream_id, seq=batch.seq)
         with self._acked_lock:
@@ -138,6 +153,7 @@ class TelemetryService:
     # -- Query ----------------------------------------------------------------
 
     def query(self, raw: bytes, context: grpc.ServicerContext) -> pb.QueryResponse:
+        principal = self._principal(context)
         request = pb.QueryRequest()
         try:
             request.ParseFromString(raw)
@@ -148,7 +164,22 @@ class TelemetryService:
         except ValueError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"query parameters must be JSON values: {exc}")
         try:
-            table = run_query(self._store, request.sql, parameters, request.max_rows, request.timeout_ms / 1000)
+            table = run_query(self._store, request.sql, parameters, request.max_rows, request.timeout_ms / 1000,
+                              filters=project_filters(self._store, principal.project))
         except QueryRejected as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         return pb.QueryResponse(arrow_ipc=to_ipc(table), rows=table.num_rows)
+
+    def check_access(self, raw: bytes, context: grpc.ServicerContext) -> pb.AccessReply:
+        request = pb.AccessRequest()
+        try:
+            request.ParseFromString(raw)
+        except DecodeError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed AccessRequest: {exc}")
+        principal = self._principal(context)
+        if request.write and (problem := principal.write_problem(request.project)):
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, problem)
+        if not request.write and principal.project and principal.project != request.project:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                          f"key {principal.key_id} is for project {principal.project!r}, not {request.project!r}")
+        return pb.AccessReply(auth_required=self._keys.enabled, key_id=principal.key_id)

@@ -20,9 +20,13 @@ def _store_url(args: argparse.Namespace) -> str:
 def _ingest_config(args: argparse.Namespace):
     from ingest.server import IngestConfig
 
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise SystemExit("pulse: --tls-cert and --tls-key go together")
     return IngestConfig(clickhouse_url=_store_url(args), host=args.host, port=args.port,
                         heartbeat_timeout=args.heartbeat_timeout, flush_interval=args.flush_interval,
-                        max_buffer_rows=args.max_buffer_rows)
+                        max_buffer_rows=args.max_buffer_rows, auth=args.auth, insecure=args.insecure,
+                        tls_cert=args.tls_cert or "", tls_key=args.tls_key or "",
+                        admin_key_path=os.path.join(os.path.abspath(os.path.expanduser(args.data)), "admin-key"))
 
 
 def _add_ingest_flags(p: argparse.ArgumentParser) -> None:
@@ -36,19 +40,39 @@ def _add_ingest_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flush-interval", type=float, default=0.5, help="seconds between buffer flushes")
     p.add_argument("--max-buffer-rows", type=int, default=4_000_000,
                    help="rows buffered before the server pushes back with UNAVAILABLE")
+    p.add_argument("--auth", action="store_true",
+                   help="require API keys; the first start writes an admin key to <data dir>/admin-key")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow listening on a non-loopback address without --auth")
+    p.add_argument("--tls-cert", help="PEM certificate chain: serve gRPC over TLS")
+    p.add_argument("--tls-key", help="PEM private key for --tls-cert")
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from ingest.server import serve
 
-    serve(_ingest_config(args))
+    try:
+        serve(_ingest_config(args))
+    except PermissionError as exc:
+        print(f"pulse ingest: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     from pulse.stack import run_stack
 
-    return run_stack(_ingest_config(args), ui_port=None if args.no_ui else args.ui_port)
+    try:
+        return run_stack(_ingest_config(args), ui_port=None if args.no_ui else args.ui_port)
+    except PermissionError as exc:
+        print(f"pulse up: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from pulse.keys import run_keys
+
+    return run_keys(args)
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
@@ -117,6 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server", default=None)
     p.add_argument("--timeout", type=float, default=120.0)
     p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser("keys", help="manage API keys (needs an admin key in PULSE_API_KEY)")
+    p.add_argument("action", choices=("create", "list", "revoke"))
+    p.add_argument("key_id", nargs="?", help="the key to revoke")
+    p.add_argument("--project", default="", help="the project the new key may use (default: all)")
+    p.add_argument("--read-only", action="store_true", help="the new key may only read")
+    p.add_argument("--admin", action="store_true", help="the new key manages keys too")
+    p.add_argument("--note", default="", help="a note kept with the key")
+    p.add_argument("--server", default=None, help="ingest host:port (default $PULSE_SERVER)")
+    p.set_defaults(func=cmd_keys)
 
     p = sub.add_parser("sql", help="read-only SQL against the store")
     p.add_argument("query")

@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 import pyarrow as pa
 
+from pulse.channel import auth_metadata, open_channel
 from pulse.v1 import telemetry_pb2 as pb
 
 QUERY_METHOD = "/pulse.v1.Telemetry/Query"
@@ -26,14 +27,7 @@ class QueryClient:
     def __init__(self, server: str | None = None, api_key: str | None = None, tls_ca: str | None = None) -> None:
         self.server = server or os.environ.get("PULSE_SERVER", "127.0.0.1:50051")
         self._api_key = api_key if api_key is not None else os.environ.get("PULSE_API_KEY", "")
-        ca = tls_ca if tls_ca is not None else os.environ.get("PULSE_TLS_CA", "")
-        options = [("grpc.max_receive_message_length", 256 << 20)]
-        if ca:
-            with open(ca, "rb") as f:
-                creds = grpc.ssl_channel_credentials(root_certificates=f.read())
-            self._channel = grpc.secure_channel(self.server, creds, options=options)
-        else:
-            self._channel = grpc.insecure_channel(self.server, options=options)
+        self._channel = open_channel(self.server, tls_ca)
         self._call = self._channel.unary_unary(QUERY_METHOD, request_serializer=pb.QueryRequest.SerializeToString,
                                                response_deserializer=pb.QueryResponse.FromString)
 
@@ -41,9 +35,8 @@ class QueryClient:
               timeout: float = 30.0) -> pa.Table:
         request = pb.QueryRequest(sql=sql, max_rows=max_rows, timeout_ms=int(timeout * 1000),
                                   parameters={k: json.dumps(v, default=str) for k, v in (parameters or {}).items()})
-        metadata = (("authorization", f"Bearer {self._api_key}"),) if self._api_key else ()
         try:
-            response = self._call(request, timeout=timeout + 5, metadata=metadata)
+            response = self._call(request, timeout=timeout + 5, metadata=auth_metadata(self._api_key))
         except grpc.RpcError as exc:
             raise QueryError(f"{exc.code().name}: {exc.details()}") from None
         return pa.ipc.open_stream(response.arrow_ipc).read_all()

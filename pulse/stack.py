@@ -13,9 +13,11 @@ import dashboard
 
 
 def start_dashboard(port: int, server: str | None = None, clickhouse: str | None = None,
-                    host: str = "127.0.0.1") -> subprocess.Popen:
+                    host: str = "127.0.0.1", api_key: str | None = None) -> subprocess.Popen:
     """Start `streamlit run dashboard/app.py` reading through `server` (or ClickHouse directly)."""
     env = dict(os.environ)
+    if api_key is not None:
+        env["PULSE_API_KEY"] = api_key
     if server:
         env["PULSE_SERVER"] = server
     if clickhouse:
@@ -44,7 +46,7 @@ def run_stack(config, ui_port: int | None, on_ready=None) -> int:
     print(f"pulse: ingest listening on {address} (store {config.clickhouse_url})", flush=True)
     ui = None
     if ui_port is not None:
-        ui = start_dashboard(ui_port, server=address, host=config.host)
+        ui = start_dashboard(ui_port, server=address, host=config.host, api_key=_dashboard_key(server))
         print(f"pulse: dashboard at http://{local_host}:{ui_port}", flush=True)
         threading.Thread(target=_watch_dashboard, args=(ui, stop), daemon=True).start()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -66,3 +68,16 @@ def _watch_dashboard(ui: subprocess.Popen, stop: threading.Event) -> None:
     if not stop.is_set():
         print(f"pulse: the dashboard exited with code {code}; stopping", file=sys.stderr, flush=True)
         stop.set()
+
+
+def _dashboard_key(server) -> str | None:
+    """With auth on, the dashboard reads with a read-only key of its own, kept beside the admin key."""
+    if not server.config.auth:
+        return None
+    path = Path(server.config.admin_key_path).with_name("dashboard-key")
+    if not path.exists():
+        key = server.keys.create(read_only=True, note="dashboard")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(key + "\n")
+    return path.read_text().strip()

@@ -175,7 +175,7 @@ class Histogram(_message.Message):
     def __init__(self, key: _Optional[str] = ..., step: _Optional[int] = ..., ts_us: _Optional[int] = ..., count: _Optional[int] = ..., sum: _Optional[float] = ..., min: _Optional[float] = ..., max: _Optional[float] = ..., nonfinite: _Optional[int] = ..., bucket_edges: _Optional[_Iterable[float]] = ..., bucket_counts: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Media(_message.Message):
-    __slots__ = ("key", "step", "kind", "sha256", "mime", "width", "height", "caption", "data", "uri")
+    __slots__ = ("key", "step", "kind", "sha256", "mime", "width", "height", "caption", "data", "uri", "index")
     KEY_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -186,6 +186,7 @@ class Media(_message.Message):
     CAPTION_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     URI_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
     key: str
     step: int
     kind: str
@@ -196,7 +197,8 @@ class Media(_message.Message):
     caption: str
     data: bytes
     uri: str
-    def __init__(self, key: _Optional[str] = ..., step: _Optional[int] = ..., kind: _Optional[str] = ..., sha256: _Optional[str] = ..., mime: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., caption: _Optional[str] = ..., data: _Optional[bytes] = ..., uri: _Optional[str] = ...) -> None: ...
+    index: int
+    def __init__(self, key: _Optional[str] = ..., step: _Optional[int] = ..., kind: _Optional[str] = ..., sha256: _Optional[str] = ..., mime: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., caption: _Optional[str] = ..., data: _Optional[bytes] = ..., uri: _Optional[str] = ..., index: _Optional[int] = ...) -> None: ...
 
 class ModelGraph(_message.Message):
     __slots__ = ("graph_json",)
@@ -260,3 +262,19 @@ class QueryResponse(_message.Message):
     arrow_ipc: bytes
     rows: int
     def __init__(self, arrow_ipc: _Optional[bytes] = ..., rows: _Optional[int] = ...) -> None: ...
+
+class AccessRequest(_message.Message):
+    __slots__ = ("project", "write")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    WRITE_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    write: bool
+    def __init__(self, project: _Optional[str] = ..., write: _Optional[bool] = ...) -> None: ...
+
+class AccessReply(_message.Message):
+    __slots__ = ("auth_required", "key_id")
+    AUTH_REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    auth_required: bool
+    key_id: str
+    def __init__(self, auth_required: _Optional[bool] = ..., key_id: _Optional[str] = ...) -> None: ...

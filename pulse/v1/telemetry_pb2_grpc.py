@@ -44,6 +44,11 @@ class TelemetryStub:
                 request_serializer=pulse_dot_v1_dot_telemetry__pb2.QueryRequest.SerializeToString,
                 response_deserializer=pulse_dot_v1_dot_telemetry__pb2.QueryResponse.FromString,
                 _registered_method=True)
+        self.CheckAccess = channel.unary_unary(
+                '/pulse.v1.Telemetry/CheckAccess',
+                request_serializer=pulse_dot_v1_dot_telemetry__pb2.AccessRequest.SerializeToString,
+                response_deserializer=pulse_dot_v1_dot_telemetry__pb2.AccessReply.FromString,
+                _registered_method=True)
 
 
 class TelemetryServicer:
@@ -63,6 +68,14 @@ class TelemetryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckAccess(self, request, context):
+        """Whether the caller's API key may write (or read) a project. The emitter
+        asks at init, so a wrong key fails there with a message, not later.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TelemetryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -75,6 +88,11 @@ def add_TelemetryServicer_to_server(servicer, server):
                     servicer.Query,
                     request_deserializer=pulse_dot_v1_dot_telemetry__pb2.QueryRequest.FromString,
                     response_serializer=pulse_dot_v1_dot_telemetry__pb2.QueryResponse.SerializeToString,
+            ),
+            'CheckAccess': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckAccess,
+                    request_deserializer=pulse_dot_v1_dot_telemetry__pb2.AccessRequest.FromString,
+                    response_serializer=pulse_dot_v1_dot_telemetry__pb2.AccessReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -131,6 +149,33 @@ class Telemetry:
             '/pulse.v1.Telemetry/Query',
             pulse_dot_v1_dot_telemetry__pb2.QueryRequest.SerializeToString,
             pulse_dot_v1_dot_telemetry__pb2.QueryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckAccess(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pulse.v1.Telemetry/CheckAccess',
+            pulse_dot_v1_dot_telemetry__pb2.AccessRequest.SerializeToString,
+            pulse_dot_v1_dot_telemetry__pb2.AccessReply.FromString,
             options,
             channel_credentials,
             insecure,

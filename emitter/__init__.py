@@ -20,7 +20,8 @@ import sys
 from typing import Any
 
 from .config import Config
-from .run import Run, install_process_hooks, sweep_environment
+from .media import Histogram, Image
+from .run import Run, end_run_on_sigterm, install_process_hooks, sweep_environment, sweep_project
 from .settings import Settings
 from .summary import Summary
 from .transport import AuthError, check_access
@@ -28,6 +29,8 @@ from .transport import AuthError, check_access
 __all__ = [
     "AuthError",
     "Config",
+    "Histogram",
+    "Image",
     "Run",
     "Settings",
     "Summary",
@@ -39,6 +42,8 @@ __all__ = [
     "log",
     "run",
     "summary",
+    "unwatch",
+    "watch",
 ]
 
 run: Run | None = None
@@ -83,6 +88,9 @@ def init(project: str | None = None, name: str | None = None, group: str | None 
     if run is not None:
         run.finish(quiet=True)
     sweep_run_id, sweep_id, sweep_params = sweep_environment()
+    if sweep_id:
+        project = None if sweep_project() else project  # a sweep's runs live in its project, as in W&B
+        end_run_on_sigterm()
     settings = Settings.resolve(project=project, mode=mode, dir=dir)
     if settings.mode == "online":
         check_access(settings.server, settings.project, settings.api_key, settings.tls_ca)
@@ -116,6 +124,34 @@ def define_metric(name: str, step_metric: str | None = None, summary: str | None
 def alert(title: str, text: str, level: str = "INFO", **_: Any) -> None:
     """Record an alert on the current run."""
     _current().alert(title, text, level)
+
+
+def watch(models: Any, criterion: Any = None, log: str | None = "gradients", log_freq: int = 1000,
+          idx: int | None = None, log_graph: bool = False, health: Any = None) -> None:
+    """Log a torch model's gradients (and/or parameters) every `log_freq` backward passes.
+
+    Per parameter: a 64-bin histogram (`gradients/<name>`, `parameters/<name>`) and the L2 norm
+    (`grad_norm/<name>`, `param_norm/<name>`), computed on the parameter's device; they attach to
+    the step your next `log()` commits. `log` is "gradients", "parameters", "all" or None;
+    `models` is a module or a list of them; `log_graph=True` stores the module graph once.
+    Gradient health flags NaN/Inf, exploding and vanishing gradients as alerts and in
+    `run.summary["gradient_health"]`; `health` tunes it (a dict of `HealthThresholds` fields)
+    or turns it off (False). Imports torch; `import emitter` does not.
+
+    Example:
+        emitter.watch(model, log="all", log_freq=100, log_graph=True)
+    """
+    from .torch_hooks import watch as watch_models
+
+    watch_models(_current(), models, criterion=criterion, log=log, log_freq=log_freq, idx=idx,
+                 log_graph=log_graph, health=health)
+
+
+def unwatch(models: Any = None) -> None:
+    """Remove the hooks `watch()` put on `models` (a module or a list; all watched models when None)."""
+    hooks = sys.modules.get("emitter.torch_hooks")  # nothing to remove if watch() never ran
+    if hooks is not None:
+        hooks.unwatch(models)
 
 
 def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:

@@ -18,7 +18,10 @@ from .values import PLAIN, to_float
 log = logging.getLogger("pulse")
 
 # A queued record is either a scalar row (step, ts_us, values) or an event
-# (kind, payload); kinds name the `Event` oneof field they become.
+# (kind, payload); kinds name the `Event` oneof field they become, except
+# ("deferred", item): media, histograms, gradient statistics and system samples,
+# whose `item.encode(batch)` writes its own part of the batch (on this thread)
+# and may return a scalar row to go with it.
 Scalars = tuple[int, int, dict]
 EventRecord = tuple[str, Any]
 
@@ -48,8 +51,12 @@ class Encoder:
         on_values = self._on_values
         for record in records:
             if len(record) == 2:
-                batch.events.append(_event(*record))
-                continue
+                if record[0] != "deferred":
+                    batch.events.append(_event(*record))
+                    continue
+                record = self._deferred(record[1], batch)
+                if record is None:
+                    continue
             step, ts, row = record
             shape = tuple(row)
             index = shapes.get(shape, False)
@@ -75,6 +82,13 @@ class Encoder:
             block.ts_us.extend(stamps)
             block.value.extend(values)
         return self.seq, batch.SerializeToString()
+
+    def _deferred(self, item: Any, batch: pb.Batch) -> Scalars | None:
+        try:
+            return item.encode(batch)
+        except Exception as exc:  # one bad item (an oversized image, a failed copy) drops only itself
+            self._reject(item.key, f"{type(exc).__name__}: {exc}")
+            return None
 
     def _coerce(self, row: dict) -> dict:
         out = {}

@@ -18,9 +18,11 @@ from typing import Any
 from .batcher import Batcher
 from .config import Config
 from .encode import Encoder
+from .media import split_media
 from .settings import Settings
 from .spool import Spool
 from .summary import MetricDefinition, Summary, SummaryTracker
+from .system import SystemMonitor
 from .transport import Transport
 from .values import PLAIN, snapshot
 
@@ -66,6 +68,7 @@ class Run:
         self.transport: Transport | None = None
         self._batcher: Batcher | None = None
         self._queue: Any = None
+        self._monitor: SystemMonitor | None = None
         if sweep_params:
             self.config.lock(sweep_params)
         self.config.update(config)
@@ -75,6 +78,7 @@ class Run:
         encoder = Encoder(self.project, self.id, self.stream_id, on_values=self.tracker.observe)
         if self.mode == "online":
             self.transport = Transport(self.spool, settings.server, api_key=settings.api_key,
+                                       route=f"{self.project}/{self.id}",
                                        tls_ca=settings.tls_ca, on_rejection=self._rejected)
         self._batcher = Batcher(encoder, self.spool, self.tracker, interval=settings.flush_interval,
                                 heartbeat_interval=settings.heartbeat_interval,
@@ -86,6 +90,8 @@ class Run:
             "host": socket.gethostname(), "resume": bool(resume)}))
         if self.transport is not None:
             self.transport.start()
+        if settings.system_interval > 0:
+            self._monitor = SystemMonitor(self._enqueue, settings.system_interval).start()
         _live_runs.add(self)
 
     # -- the API --------------------------------------------------------------
@@ -124,9 +130,12 @@ class Run:
         if type(data) is not dict:
             data = _as_dict(data)
         values = data.copy()
+        ts = time.time_ns() // 1000
         if not PLAIN.issuperset(map(type, values.values())):
             values = snapshot(values)
-        record = (step, time.time_ns() // 1000, values)
+            for item in split_media(values, step, ts):  # Image, Histogram: encoded by the sender
+                self._queue.append(("deferred", item))
+        record = (step, ts, values)
         batcher = self._batcher
         if batcher.appended_values - batcher.drained_values < batcher.max_values:
             batcher.appended_values += len(values)
@@ -172,6 +181,8 @@ class Run:
         if error.startswith("KeyboardInterrupt"):
             state = "killed"
         deadline = time.monotonic() + self.settings.finish_timeout
+        if self._monitor is not None:
+            self._monitor.stop()
         batcher = self._batcher
         batcher.flush(_left(deadline))
         self._queue.append(("summary", self.tracker.result()))
@@ -209,8 +220,9 @@ class Run:
             problems.append(f"{self._backwards} log() calls dropped for going back in step")
         if self._batcher.errors:
             problems.append(f"{self._batcher.errors} sender errors (last: {self._batcher.last_error})")
-        if self._batcher.lost_batches:
-            problems.append(f"{self._batcher.lost_batches} batches lost to a full spool")
+        if self._batcher.dropped_points:
+            problems.append(f"{self._batcher.dropped_points} metric points DROPPED because the spool was full "
+                            "(PULSE_SPOOL_MAX_MB)")
         for problem in problems:
             log.warning("pulse: %s", problem)
         if self.mode == "offline":
@@ -228,7 +240,7 @@ class Run:
         b = self._batcher
         return {"step": self._step, "backwards_dropped": self._backwards,
                 "batches": b.batches if b else 0, "sender_errors": b.errors if b else 0,
-                "overflowed": b.overflowed if b else 0, "lost_batches": b.lost_batches if b else 0,
+                "overflowed": b.overflowed if b else 0, "dropped_points": b.dropped_points if b else 0,
                 "rejected_keys": dict(b._encoder.rejected) if b else {},
                 "pending_batches": self.spool.pending if self.spool else 0}
 
@@ -311,3 +323,21 @@ def sweep_environment() -> tuple[str, str, dict[str, Any] | None]:
     params = os.environ.get("PULSE_SWEEP_PARAMS")
     return (os.environ.get("PULSE_RUN_ID", ""), os.environ.get("PULSE_SWEEP_ID", ""),
             json.loads(params) if params else None)
+
+
+def sweep_project() -> str:
+    """The sweep's project, set by the agent (PULSE_PROJECT)."""
+    return os.environ.get("PULSE_PROJECT", "")
+
+
+def end_run_on_sigterm() -> None:
+    """Under a sweep agent, SIGTERM (a stop order) unwinds like Ctrl-C: the run flushes and ends `killed`."""
+    import signal
+
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(*_: Any) -> None:
+    raise KeyboardInterrupt("stopped by the sweep agent (SIGTERM)")

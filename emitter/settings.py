@@ -25,6 +25,8 @@ class Settings:
     spool_max_mb: int = 0
     flush_interval: float = 0.1
     heartbeat_interval: float = 5.0
+    # Seconds between system samples (CPU, memory, disk, network, GPUs); 0 turns the monitor off.
+    system_interval: float = 2.0
 
     @classmethod
     def resolve(cls, **explicit) -> Settings:
@@ -41,6 +43,7 @@ class Settings:
             "queue_max_values": env.get("PULSE_QUEUE_MAX_VALUES"),
             "spool_max_mb": env.get("PULSE_SPOOL_MAX_MB"),
             "heartbeat_interval": env.get("PULSE_HEARTBEAT_INTERVAL"),
+            "system_interval": env.get("PULSE_SYSTEM_INTERVAL"),
         }
         values.update({k: v for k, v in explicit.items() if v is not None})
         settings = cls()

@@ -23,6 +23,7 @@ from google.protobuf.message import DecodeError
 from pulse.v1 import telemetry_pb2 as pb
 
 from .auth import OPEN, AuthFailure, KeyStore, Principal
+from .blobs import BlobStore
 from .buffers import Backpressure, Buffers
 from .query import QueryRejected, project_filters, run_query, to_ipc
 from .runs import RunRegistry, UnknownRun
@@ -47,8 +48,10 @@ _END = object()
 
 
 class TelemetryService:
-    def __init__(self, store: Store, buffers: Buffers, registry: RunRegistry, keys: KeyStore | None = None) -> None:
+    def __init__(self, store: Store, buffers: Buffers, registry: RunRegistry, keys: KeyStore | None = None,
+                 blobs: BlobStore | None = None) -> None:
         self._store = store
+        self._blobs = blobs
         self._keys = keys or KeyStore(store, enabled=False)
         self._buffers = buffers
         self._registry = registry
@@ -131,7 +134,7 @@ class TelemetryService:
         with self._acked_lock:
             if batch.seq <= self._acked.get(batch.stream_id, 0):
                 return ack, 0  # a resent batch we already committed
-        decoded = decode(batch)
+        decoded = decode(batch, self._blobs)
         ack.rejected.extend(decoded.rejected)
         try:
             self._registry.apply(batch, decoded.events)

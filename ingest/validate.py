@@ -8,8 +8,10 @@ in Python.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -18,10 +20,15 @@ import pyarrow as pa
 
 from pulse.v1 import telemetry_pb2 as pb
 
+from .blobs import BlobStore
+
 MAX_NAME_BYTES = 256  # project, run id, stream id
 MAX_KEY_BYTES = 512  # metric keys, system keys and devices, histogram keys
 MAX_JSON_BYTES = 4 << 20  # config and summary documents
 MAX_BUCKETS = 10_000
+MAX_MEDIA_BYTES = 25_000_000
+MAX_CAPTION_BYTES = 64 << 10
+SHA256 = re.compile(r"[0-9a-f]{64}")
 # DateTime64(6) holds 1900..2299; anything outside is a broken clock or garbage.
 MIN_TS_US = -2_208_988_800_000_000
 MAX_TS_US = 10_413_792_000_000_000
@@ -68,8 +75,12 @@ def check_batch(batch: pb.Batch) -> None:
         raise BatchError("seq must start at 1")
 
 
-def decode(batch: pb.Batch) -> Decoded:
-    """Validate `batch` (already checked by `check_batch`) and build its rows."""
+def decode(batch: pb.Batch, blobs: BlobStore | None = None) -> Decoded:
+    """Validate `batch` (already checked by `check_batch`) and build its rows.
+
+    Media bytes sent inline go to `blobs` here, before their rows are buffered (without a
+    blob store, such media are rejected).
+    """
     out = Decoded()
     for i, event in enumerate(batch.events):
         problem = event_problem(event)
@@ -83,6 +94,8 @@ def decode(batch: pb.Batch) -> Decoded:
         _add(out, "system_metrics", _system(batch, out))
     if batch.histograms:
         _add(out, "histograms", _histograms(batch, out))
+    if batch.media:
+        _add(out, "media", _media(batch, out, blobs))
     _add(out, "model_graphs", _graphs(batch, out.events))
     _add(out, "alerts", _alerts(batch, out.events))
     return out
@@ -260,6 +273,58 @@ def _histograms(batch: pb.Batch, out: Decoded) -> pa.Table | None:
         "nonfinite": pa.array([h.nonfinite for h in good], pa.uint64()),
         "bucket_edges": pa.array([list(h.bucket_edges) for h in good], pa.list_(pa.float64())),
         "bucket_counts": pa.array([list(h.bucket_counts) for h in good], pa.list_(pa.uint64())),
+    })
+
+
+def _media_problem(m: pb.Media) -> str | None:
+    if problem := name_problem(m.key, "key", MAX_KEY_BYTES) or name_problem(m.kind, "kind", 64):
+        return problem
+    if m.step < 0:
+        return "negative step"
+    if bool(m.data) == bool(m.uri):
+        return "a media record needs either its bytes (data) or a uri, not both"
+    if len(m.data) > MAX_MEDIA_BYTES:
+        return f"{len(m.data):,} bytes; the limit is {MAX_MEDIA_BYTES:,}"
+    if m.sha256 and not SHA256.fullmatch(m.sha256):
+        return "sha256 must be 64 lowercase hex digits"
+    if m.mime and (problem := name_problem(m.mime, "mime", 128)):
+        return problem
+    if len(m.caption.encode("utf-8", "surrogatepass")) > MAX_CAPTION_BYTES:
+        return f"caption is longer than {MAX_CAPTION_BYTES} bytes"
+    return None
+
+
+def _media(batch: pb.Batch, out: Decoded, blobs: BlobStore | None) -> pa.Table:
+    rows = []
+    for m in batch.media:
+        what = f"media[key={m.key[:80]!r}, step={m.step}, index={m.index}]"
+        if problem := _media_problem(m):
+            out.reject(what, problem)
+            continue
+        uri, sha = m.uri, m.sha256
+        if m.data:
+            if blobs is None:
+                out.reject(what, "this server has no blob store for media bytes")
+                continue
+            sha = hashlib.sha256(m.data).hexdigest()
+            if m.sha256 and m.sha256 != sha:
+                out.reject(what, f"sha256 {m.sha256} does not match the bytes (their sha256 is {sha})")
+                continue
+            uri = blobs.put(sha, m.data, m.mime)  # an OSError fails the batch: the client resends it
+        rows.append((m, uri, sha))
+    n = len(rows)
+    return pa.table({
+        **_owner(batch, n),
+        "key": pa.array([m.key for m, _, _ in rows], pa.string()),
+        "step": pa.array([m.step for m, _, _ in rows], pa.int64()),
+        "idx": pa.array([m.index for m, _, _ in rows], pa.uint32()),
+        "kind": pa.array([m.kind for m, _, _ in rows], pa.string()),
+        "uri": pa.array([uri for _, uri, _ in rows], pa.string()),
+        "sha256": pa.array([sha for _, _, sha in rows], pa.string()),
+        "mime": pa.array([m.mime for m, _, _ in rows], pa.string()),
+        "width": pa.array([m.width for m, _, _ in rows], pa.uint32()),
+        "height": pa.array([m.height for m, _, _ in rows], pa.uint32()),
+        "caption": pa.array([m.caption for m, _, _ in rows], pa.string()),
     })
 
 

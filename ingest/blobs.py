@@ -1,0 +1,91 @@
+"""Where media bytes live: a content-addressed blob store; ClickHouse keeps only the metadata and the URI.
+
+A blob's name is the sha256 of its bytes, so the same image logged a thousand
+times is stored once, and a retried batch rewrites nothing. The store is
+named by a URL (`--blobs`, `PULSE_BLOB_URL`):
+
+- `file:///path` or a plain path: a directory, `<root>/<sha[:2]>/<sha>.<ext>`.
+  The embedded default is `<data dir>/blobs`; for several ingest replicas, a
+  directory they all mount.
+- `s3://bucket/prefix`: an S3-compatible bucket. Not implemented yet: an
+  implementation of `BlobStore` (put/get) plugs in at `open_blob_store`.
+
+Blobs are written (and fsynced) before the batch's rows are buffered, so an
+acknowledged media row always has its bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import unquote, urlparse
+
+log = logging.getLogger(__name__)
+EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "image/webp": ".webp",
+              "image/svg+xml": ".svg"}
+
+
+class BlobStore(Protocol):
+    url: str
+
+    def put(self, sha256: str, data: bytes, mime: str) -> str:
+        """Store `data` under its hash (a no-op when it is there already); return its URI."""
+        ...
+
+    def get(self, uri: str) -> bytes: ...
+
+
+class DirectoryBlobStore:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.url = self.root.as_uri()
+
+    def path(self, sha256: str, mime: str) -> Path:
+        return self.root / sha256[:2] / f"{sha256}{EXTENSIONS.get(mime, '.bin')}"
+
+    def put(self, sha256: str, data: bytes, mime: str) -> str:
+        path = self.path(sha256, mime)
+        if not path.exists():
+            path.parent.mkdir(exist_ok=True)
+            # write aside and rename: readers never see half a blob, and concurrent writers of the
+            # same content (two streams logging one image) each rename a whole copy into place
+            temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+            with open(temporary, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temporary, path)
+        return path.as_uri()
+
+    def get(self, uri: str) -> bytes:
+        path = Path(unquote(urlparse(uri).path)).resolve()
+        if not path.is_relative_to(self.root):
+            raise ValueError(f"{uri} is not in this blob store ({self.url})")
+        return path.read_bytes()
+
+
+def open_blob_store(url: str) -> BlobStore:
+    """The blob store a URL names (see the module docstring)."""
+    parsed = urlparse(url)
+    if parsed.scheme in ("s3", "gs", "http", "https"):
+        raise NotImplementedError(f"blob store {url!r}: only directories are implemented so far; use a "
+                                  "directory every ingest replica mounts (file:///shared/pulse-blobs)")
+    if parsed.scheme not in ("", "file"):
+        raise ValueError(f"blob store URL {url!r} must be a path, file:///path or s3://bucket/prefix")
+    return DirectoryBlobStore(unquote(parsed.path) if parsed.scheme == "file" else url)
+
+
+def default_blob_url(clickhouse_url: str) -> str:
+    """`PULSE_BLOB_URL`, else `blobs` in the embedded store's data directory, else `./pulse-data/blobs`."""
+    if os.environ.get("PULSE_BLOB_URL"):
+        return os.environ["PULSE_BLOB_URL"]
+    if clickhouse_url.startswith("chdb:"):
+        return os.path.join(unquote(urlparse(clickhouse_url).path) or ".", "blobs")
+    local = os.path.abspath(os.path.join(os.environ.get("PULSE_DATA", "pulse-data"), "blobs"))
+    log.warning("media bytes go to %s; with several ingest replicas set PULSE_BLOB_URL to a directory "
+                "they all mount", local)
+    return local

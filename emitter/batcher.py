@@ -23,6 +23,8 @@ from .summary import SummaryTracker
 
 log = logging.getLogger("pulse")
 SPILL_RECORDS = 512
+# Event kinds kept even when the spool is full: what makes a run a run.
+LIFECYCLE = frozenset({"start", "config", "summary", "finish", "metric", "alert", "graph", "heartbeat"})
 LENGTH = struct.Struct("<I")
 
 
@@ -54,7 +56,8 @@ class Batcher:
         self.overflowed = 0
         self.batches = 0
         self.errors = 0
-        self.lost_batches = 0
+        self.dropped_points = 0
+        self._last_drop_report = 0.0
         self.last_error = ""
         self._thread = threading.Thread(target=self._run, name="pulse-sender", daemon=True)
         self._thread.start()
@@ -131,6 +134,8 @@ class Batcher:
                 records.append(record)
                 if len(record) == 3:
                     n += len(record[2])
+                elif record[0] == "deferred":
+                    n += record[1].weight  # media count by size, so a batch stays under the ingest's limit
             if not records:
                 records = self._take_overflow()
             self.drained_values += n
@@ -151,14 +156,37 @@ class Batcher:
         try:
             self._spool.append(seq, data)
         except SpoolFull as exc:
-            self.lost_batches += 1
-            self.last_error = str(exc)
-            log.error("pulse: %s; batch %d (%d bytes) is lost", exc, seq, len(data))
+            self._spool_full(records, exc)
             return
         self.batches += 1
         self._last_batch = time.monotonic()
         if self._on_batch is not None:
             self._on_batch()
+
+    def _spool_full(self, records: list, exc: SpoolFull) -> None:
+        """The spool is at PULSE_SPOOL_MAX_MB: the documented policy (docs/reliability.md).
+
+        Lifecycle events (start, config, summary, finish, alerts) are always
+        kept; this batch's metric points, histograms, images and system
+        samples are dropped and counted. The count is
+        logged at once and every 10 s while it grows, reported by finish(),
+        and kept in the run summary as `_pulse/dropped_points`.
+        """
+        # Histograms, images and system samples ("deferred" records) are dropped too, one point each.
+        points = sum(len(r[2]) if len(r) == 3 else r[0] == "deferred" for r in records)
+        self.dropped_points += points
+        self.last_error = str(exc)
+        events = [r for r in records if len(r) == 2 and r[0] in LIFECYCLE]
+        if events:
+            seq, data = self._encoder.encode(events)
+            self._spool.append(seq, data, force=True)
+        self._tracker.set_explicit({"_pulse/dropped_points": self.dropped_points})
+        now = time.monotonic()
+        if now - self._last_drop_report >= 10 or self._last_drop_report == 0:
+            self._last_drop_report = now
+            log.error("pulse: %s (PULSE_SPOOL_MAX_MB) while the server is not acknowledging: DROPPING metric "
+                      "points (%d so far); run events are kept. Raise PULSE_SPOOL_MAX_MB or bring the server "
+                      "back.", exc, self.dropped_points)
 
     def _take_overflow(self) -> list:
         with self._overflow_lock:

@@ -83,10 +83,11 @@ class Spool:
     def bytes_on_disk(self) -> int:
         return self._bytes
 
-    def append(self, seq: int, data: bytes) -> None:
+    def append(self, seq: int, data: bytes, force: bool = False) -> None:
+        """Append a batch; SpoolFull past `max_bytes` unless `force` (lifecycle events always fit)."""
         record = HEADER.pack(seq, len(data), zlib.crc32(data)) + data
         with self._lock:
-            if self.max_bytes and self._bytes + len(record) > self.max_bytes:
+            if self.max_bytes and not force and self._bytes + len(record) > self.max_bytes:
                 raise SpoolFull(f"spool {self.directory} would exceed {self.max_bytes >> 20} MB")
             if self._fd < 0 or self._size >= SEGMENT_BYTES:
                 self._roll()

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Iterator
 
 import grpc
@@ -52,13 +54,14 @@ def check_access(server: str, project: str, api_key: str = "", tls_ca: str = "",
 class Transport:
     def __init__(self, spool: Spool, server: str, *, api_key: str = "", tls_ca: str = "",
                  window: int = 64, on_rejection: Callable[[pb.Rejection], None] | None = None,
-                 replay: bool = False) -> None:
+                 replay: bool = False, route: str = "") -> None:
         self._spool = spool
         self._server = server
         self._channel = open_channel(server, tls_ca)
         self._stream = self._channel.stream_stream(STREAM_METHOD, request_serializer=None,
                                                    response_deserializer=pb.Ack.FromString)
-        self._metadata = auth_metadata(api_key)
+        # `x-pulse-run` lets a load balancer pin each run's stream to one ingest replica.
+        self._metadata = auth_metadata(api_key) + ((("x-pulse-run", route),) if route else ())
         self._window = window
         self._on_rejection = on_rejection
         # Protobuf merges concatenated messages, so appending this sets `replay` on any batch.
@@ -67,6 +70,8 @@ class Transport:
         self._stopped = threading.Event()
         self._call: grpc.Call | None = None
         self.connected = threading.Event()
+        self._sent_at: deque[tuple[int, float]] = deque()  # (seq, when sent), in seq order
+        self.ack_latencies_ms: deque[float] = deque(maxlen=10_000)  # send to ack, per batch
         self.reconnects = 0
         self.last_error = ""
         self._thread = threading.Thread(target=self._run, name="pulse-transport", daemon=True)
@@ -110,6 +115,7 @@ class Transport:
 
     def _stream_once(self) -> None:
         self.reconnects += 1
+        self._sent_at.clear()
         call = self._stream(self._requests(), metadata=self._metadata)
         self._call = call
         for ack in call:
@@ -118,6 +124,9 @@ class Transport:
                 if self._on_rejection:
                     self._on_rejection(rejection)
             self._spool.ack(ack.seq)
+            now = time.monotonic()
+            while self._sent_at and self._sent_at[0][0] <= ack.seq:
+                self.ack_latencies_ms.append((now - self._sent_at.popleft()[1]) * 1000)
 
     def _requests(self) -> Iterator[bytes]:
         sent = self._spool.acked
@@ -130,7 +139,9 @@ class Transport:
                 if self._closing.is_set() and self._spool.appended <= sent:
                     return  # everything is sent: half-close, the server acks and ends the stream
                 continue
-            yield self._spool.read(entry) + self._suffix
+            data = self._spool.read(entry) + self._suffix
+            self._sent_at.append((entry.seq, time.monotonic()))
+            yield data
             sent = entry.seq
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from pulse.v1 import admin_pb2 as pb
 
@@ -16,8 +17,8 @@ class AdminService:
     def handler(self) -> grpc.GenericRpcHandler:
         def method(fn, request_type, reply_type):
             return grpc.unary_unary_rpc_method_handler(
-                lambda request, context: self._admin_only(fn, request, context),
-                request_deserializer=request_type.FromString, response_serializer=reply_type.SerializeToString)
+                lambda raw, context: self._admin_only(fn, request_type, raw, context),
+                request_deserializer=None, response_serializer=reply_type.SerializeToString)
 
         return grpc.method_handlers_generic_handler("pulse.v1.Admin", {
             "CreateKey": method(self.create, pb.CreateKeyRequest, pb.CreateKeyReply),
@@ -25,7 +26,12 @@ class AdminService:
             "RevokeKey": method(self.revoke, pb.RevokeKeyRequest, pb.RevokeKeyReply),
         })
 
-    def _admin_only(self, fn, request, context: grpc.ServicerContext):
+    def _admin_only(self, fn, request_type, raw: bytes, context: grpc.ServicerContext):
+        request = request_type()
+        try:
+            request.ParseFromString(raw)  # here, not in grpc, so garbage gets INVALID_ARGUMENT
+        except DecodeError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed {request_type.__name__}: {exc}")
         if not self._keys.enabled:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                           "this server runs without --auth, so it has no API keys to manage")

@@ -33,13 +33,15 @@ class Backpressure(Exception):
 
 class Buffers:
     def __init__(self, store: Store, registry: RunRegistry, *, flush_rows: int = 250_000,
-                 flush_interval: float = 0.5, max_rows: int = 4_000_000, reap_interval: float = 1.0) -> None:
+                 flush_interval: float = 0.5, max_rows: int = 4_000_000, reap_interval: float = 1.0,
+                 on_store_health=lambda healthy: None) -> None:
         self._store = store
         self._registry = registry
         self.flush_rows = flush_rows
         self.flush_interval = flush_interval
         self.max_rows = max_rows
         self._reap_interval = reap_interval
+        self._on_store_health = on_store_health  # told when inserts start failing and when they recover
         self._cond = threading.Condition()
         self._pending: dict[str, list[pa.Table]] = defaultdict(list)
         self._rows = 0
@@ -129,6 +131,7 @@ class Buffers:
             except Exception as exc:  # the store is away or failing: keep the rows, retry
                 if self.failing_since is None:
                     self.failing_since = time.monotonic()
+                    self._on_store_health(False)
                     log.error("insert into %s failed, retrying until it succeeds: %s", name, exc)
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 time.sleep(backoff)
@@ -137,6 +140,7 @@ class Buffers:
             if self.failing_since is not None:
                 log.warning("store recovered after %.1f s", time.monotonic() - self.failing_since)
                 self.failing_since = None
+                self._on_store_health(True)
             self.inserts += 1
             del tables[name]
         self._registry.written(keys)

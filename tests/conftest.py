@@ -36,7 +36,9 @@ def wait_for(predicate, timeout: float = 60.0, step: float = 0.1, what: str = "c
 class Ingest:
     """`pulse ingest` in a subprocess, on a data directory that survives restarts."""
 
-    def __init__(self, data_dir: Path, *args: str, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, *args: str, port: int | None = None,
+                 command: list[str] | None = None) -> None:
+        self.command = command or [sys.executable, "-m", "pulse.cli", "ingest"]
         self.data_dir = data_dir
         self.port = port or free_port()
         self.args = list(args)
@@ -48,8 +50,7 @@ class Ingest:
     def start(self) -> Ingest:
         log = open(self.log_path, "a")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "pulse.cli", "ingest", "--data", str(self.data_dir),
-             "--port", str(self.port), *self.args],
+            [*self.command, "--data", str(self.data_dir), "--port", str(self.port), *self.args],
             stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         wait_for(lambda: "listening on" in self.log_path.read_text() or self.process.poll() is not None,
                  timeout=60, what="ingest to listen")

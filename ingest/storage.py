@@ -8,6 +8,7 @@ same client API, so the rest of the ingest never knows which one it has.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from importlib import resources
 from typing import Any, Protocol
@@ -94,11 +95,17 @@ class ClickHouseStore:
                 log.debug("closing a ClickHouse client failed", exc_info=True)
 
 
-def open_store(url: str, migrations: str = "unclustered") -> ClickHouseStore:
-    """Connect to `url` and bring its schema up to date."""
+def open_store(url: str, migrations: str | None = None, cluster: str = "") -> ClickHouseStore:
+    """Connect to `url` and bring its schema up to date.
+
+    With `cluster` (a name from the server's `remote_servers`) the default set is
+    `clustered`, applied ON CLUSTER; without it, `unclustered`.
+    """
+    if cluster and url.startswith("chdb:"):
+        raise ValueError("--cluster needs a ClickHouse server (http(s)://...), not the embedded chdb:// store")
     store = ClickHouseStore(url)
     try:
-        migrate(store, migrations)
+        migrate(store, migrations or ("clustered" if cluster else "unclustered"), cluster)
     except Exception:
         store.close()
         raise
@@ -116,19 +123,64 @@ def migration_files(migrations: str = "unclustered") -> list[tuple[int, str, str
     return sorted(found)
 
 
-def migrate(store: Store, migrations: str = "unclustered") -> list[int]:
-    """Apply the migrations not applied yet; return their versions."""
-    store.command(
-        "CREATE TABLE IF NOT EXISTS schema_migrations "
-        "(version UInt32, name String, applied_at DateTime DEFAULT now()) "
-        "ENGINE = MergeTree ORDER BY version"
-    )
+# The ledger of applied migrations. On a cluster it is one table replicated to every
+# node (its Keeper path has no {shard}, so each replica needs a cluster-wide unique
+# name): whichever node an ingest replica talks to, it sees the same history.
+LEDGER = {
+    "unclustered": ("CREATE TABLE IF NOT EXISTS schema_migrations "
+                    "(version UInt32, name String, applied_at DateTime DEFAULT now()) "
+                    "ENGINE = MergeTree ORDER BY version"),
+    "clustered": ("CREATE TABLE IF NOT EXISTS schema_migrations ON CLUSTER '{cluster}' "
+                  "(version UInt32, name String, applied_at DateTime DEFAULT now()) "
+                  "ENGINE = ReplicatedMergeTree('/clickhouse/tables/all/{database}/schema_migrations', "
+                  "'{shard}-{replica}') ORDER BY version"),
+}
+_CLUSTER_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_DATABASE_NAME = re.compile(r"[A-Za-z0-9_]+")
+
+
+def render(sql: str, cluster: str, database: str) -> str:
+    """Fill in what a clustered migration leaves to Pulse: `{cluster}` and `{database}`.
+
+    `{shard}` and `{replica}` stay for every server to expand from its own macros.
+    `{database}` is a server macro too, but only inside Replicated* paths; the
+    Distributed engine needs the name itself, so Pulse fills it in everywhere.
+
+        render("CREATE TABLE t ON CLUSTER '{cluster}' ...", "pulse", "default")
+    """
+    if not _CLUSTER_NAME.fullmatch(cluster):
+        raise ValueError(f"bad cluster name {cluster!r}: use letters, digits, '_', '-' and '.'")
+    if not _DATABASE_NAME.fullmatch(database):
+        raise ValueError(f"the clustered migrations need a database named with letters, digits and '_', "
+                         f"not {database!r}")
+    return sql.replace("{cluster}", cluster).replace("{database}", database)
+
+
+def _renderer(store: Store, migrations: str, cluster: str):
+    if migrations != "clustered":
+        return lambda sql: sql
+    if not cluster:
+        raise ValueError("the clustered migrations run ON CLUSTER: name the cluster (pulse ingest --cluster NAME)")
+    if not store.query_rows("SELECT 1 FROM system.clusters WHERE cluster = {c:String} LIMIT 1", {"c": cluster}):
+        raise ValueError(f"the ClickHouse server at {store.url.rpartition('@')[2]} has no cluster {cluster!r} "
+                         "in its remote_servers configuration")
+    database = store.query_rows("SELECT currentDatabase()")[0][0]
+    return lambda sql: render(sql, cluster, database)
+
+
+def migrate(store: Store, migrations: str = "unclustered", cluster: str = "") -> list[int]:
+    """Apply the migrations not applied yet; return their versions.
+
+    The `clustered` set runs ON CLUSTER `cluster`, so every node gets every table.
+    """
+    fill = _renderer(store, migrations, cluster)
+    store.command(fill(LEDGER[migrations]))
     done = {row[0] for row in store.query_rows("SELECT version FROM schema_migrations")}
     applied = []
     for version, name, sql in migration_files(migrations):
         if version in done:
             continue
-        for statement in _statements(sql):
+        for statement in _statements(fill(sql)):
             store.command(statement)
         store.insert("schema_migrations", pa.table({
             "version": pa.array([version], pa.uint32()), "name": pa.array([name]),

@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from pulse.sweep_cli import add_parsers as add_sweep_parsers
+
 DEFAULT_DATA = os.environ.get("PULSE_DATA", "pulse-data")
 
 
@@ -26,12 +28,15 @@ def _ingest_config(args: argparse.Namespace):
                         heartbeat_timeout=args.heartbeat_timeout, flush_interval=args.flush_interval,
                         max_buffer_rows=args.max_buffer_rows, auth=args.auth, insecure=args.insecure,
                         tls_cert=args.tls_cert or "", tls_key=args.tls_key or "",
-                        admin_key_path=os.path.join(os.path.abspath(os.path.expanduser(args.data)), "admin-key"))
+                        admin_key_path=os.path.join(os.path.abspath(os.path.expanduser(args.data)), "admin-key"),
+                        cluster=args.cluster or "")
 
 
 def _add_ingest_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=DEFAULT_DATA, help="data directory of the embedded store")
     p.add_argument("--clickhouse", help="ClickHouse URL (http(s)://... or chdb:///DIR) instead of --data")
+    p.add_argument("--cluster", metavar="NAME",
+                   help="the ClickHouse cluster (remote_servers name) to create the clustered schema on")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=50051)
     p.add_argument("--heartbeat-timeout", type=float,
@@ -78,7 +83,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from pulse.stack import start_dashboard
 
-    process = start_dashboard(args.port, args.server, args.clickhouse, host=args.host)
+    clickhouse = args.clickhouse or os.environ.get("PULSE_CLICKHOUSE_URL") or None
+    process = start_dashboard(args.port, args.server, clickhouse, host=args.host)
     print(f"pulse dashboard: http://{args.host}:{args.port}", flush=True)
     return process.wait()
 
@@ -151,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--note", default="", help="a note kept with the key")
     p.add_argument("--server", default=None, help="ingest host:port (default $PULSE_SERVER)")
     p.set_defaults(func=cmd_keys)
+
+    add_sweep_parsers(sub)
 
     p = sub.add_parser("sql", help="read-only SQL against the store")
     p.add_argument("query")

@@ -30,7 +30,7 @@ from .space import Param
 
 GLOBAL_CANDIDATES = 2000
 LOCAL_CANDIDATES = 300  # around each of the best few trials
-POLISHED = 3
+POLISHED = 1
 
 
 def initial_trials(params: list[Param]) -> int:
@@ -48,10 +48,10 @@ def suggest(params: list[Param], observations: list[Observation], goal: str,
     if len(scored) < initial_trials(params) or not searched:
         return random_params(params, observations, rng)
     sign = -1.0 if goal == "maximize" else 1.0
-    y_seen = np.array([sign * o.value for o in scored])
-    worst = float(y_seen.max())
-    # Trials that ended without a value (failed, killed early) count as the worst seen, as W&B's impute.
-    finished = [(o, sign * o.value if o in scored else worst) for o in done]
+    worst = max(sign * o.value for o in scored)
+    # Trials that ended without a value (failed, or killed before logging) count as the worst seen,
+    # as W&B's default `impute: worst` does.
+    finished = [(o, sign * o.value if o.value is not None and math.isfinite(o.value) else worst) for o in done]
     pending = [o for o in observations if o.pending and _has(o, searched)]
     x = np.array([encode(searched, o.params) for o, _ in finished] + [encode(searched, o.params) for o in pending])
     y = np.array([v for _, v in finished] + [worst] * len(pending))
@@ -113,13 +113,13 @@ def _fit(y: np.ndarray, x: np.ndarray, rng: np.random.Generator):
 
 
 def _expected_improvement(gp, x: np.ndarray, best: float) -> np.ndarray:
-    from scipy.stats import norm
+    from scipy.special import ndtr
 
     mean, std = gp.predict(x, return_std=True)
     std = np.maximum(std, 1e-9)
     gain = best - mean - 0.01
     z = gain / std
-    return gain * norm.cdf(z) + std * norm.pdf(z)
+    return gain * ndtr(z) + std * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
 
 
 def _candidates(params: list[Param], best_rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -14,7 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .space import BOUNDED, DISTRIBUTIONS, Param
+from .parameters import is_integer, is_number, parse_parameters
+from .space import Param
 
 METHODS = ("grid", "random", "bayes")
 TOP_KEYS = {"program", "method", "metric", "parameters", "early_terminate", "command", "run_cap", "name",
@@ -25,14 +26,7 @@ HYPERBAND_KEYS = {"type", "min_iter", "max_iter", "s", "eta", "strict"}
 DEFAULT_COMMAND = ["${env}", "${interpreter}", "${program}", "${args}"]
 MACROS = {"env", "interpreter", "program", "args", "args_no_hyphens", "args_no_boolean_flags", "args_json",
           "args_json_file"}
-_MACRO = re.compile(r"\$\{([^}]*)\}")
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-_ALLOWED = {  # keys each distribution accepts besides `distribution`
-    "constant": {"value"}, "categorical": {"values", "probabilities"}, "int_uniform": {"min", "max"},
-    "normal": {"mu", "sigma"}, "log_normal": {"mu", "sigma"}, "q_normal": {"mu", "sigma", "q"},
-    "q_log_normal": {"mu", "sigma", "q"}, "beta": {"a", "b"}, "q_beta": {"a", "b", "q"},
-    **{d: {"min", "max", "q"} if d.startswith("q_") else {"min", "max"} for d in BOUNDED if d != "int_uniform"},
-}
+MACRO = re.compile(r"\$\{([^}]*)\}")
 
 
 class SweepConfigError(ValueError):
@@ -89,7 +83,7 @@ def parse_sweep(raw: Any) -> SweepConfig:
     if "parameters" not in raw:
         problems.append("parameters is missing")
     else:
-        config.params = _parameters(raw["parameters"], (), problems)
+        config.params = parse_parameters(raw["parameters"], problems)
     for key in ("program", "name", "description", "project"):
         if key in raw and not isinstance(raw[key], str):
             problems.append(f"{key} must be a string, not {type(raw[key]).__name__}")
@@ -138,7 +132,7 @@ def _metric(metric: Any, config: SweepConfig, problems: list[str]) -> None:
     else:
         config.goal = goal
     if "target" in metric:
-        if not _number(metric["target"]):
+        if not is_number(metric["target"]):
             problems.append(f"metric.target must be a number, not {metric['target']!r}")
         else:
             config.target = float(metric["target"])
@@ -160,7 +154,7 @@ def _command(command: Any, config: SweepConfig, problems: list[str]) -> None:
         problems.append("command must be a non-empty list of strings")
         return
     for item in command:
-        for macro in _MACRO.findall(item):
+        for macro in MACRO.findall(item):
             if macro not in MACROS and not (macro.startswith("envvar:") and len(macro) > len("envvar:")):
                 problems.append(f"command: unknown macro ${{{macro}}} (known: "
                                 + ", ".join(f"${{{m}}}" for m in sorted(MACROS)) + ", ${envvar:NAME})")
@@ -179,141 +173,23 @@ def _hyperband(spec: Any, problems: list[str]) -> Hyperband | None:
         problems.append(f"early_terminate.type must be hyperband, not {spec.get('type')!r}")
     band = Hyperband(strict=bool(spec.get("strict", False)))
     eta = spec.get("eta", 3)
-    if not _number(eta) or eta <= 1:
+    if not is_number(eta) or eta <= 1:
         problems.append(f"early_terminate.eta must be a number above 1, not {eta!r}")
     else:
         band.eta = float(eta)
     if "min_iter" in spec:
-        if not _integer(spec["min_iter"]) or spec["min_iter"] < 1:
+        if not is_integer(spec["min_iter"]) or spec["min_iter"] < 1:
             problems.append(f"early_terminate.min_iter must be an integer of at least 1, not {spec['min_iter']!r}")
         else:
             band.min_iter = spec["min_iter"]
     elif "max_iter" in spec:
         s = spec.get("s")
-        if not _integer(spec["max_iter"]) or spec["max_iter"] < 1:
+        if not is_integer(spec["max_iter"]) or spec["max_iter"] < 1:
             problems.append(f"early_terminate.max_iter must be a positive integer, not {spec['max_iter']!r}")
-        elif not _integer(s) or s < 1:
+        elif not is_integer(s) or s < 1:
             problems.append(f"early_terminate with max_iter needs s, a positive integer (got {s!r})")
         else:
             band.max_iter, band.s = spec["max_iter"], s
     else:
         problems.append("early_terminate needs min_iter, or max_iter and s")
     return band
-
-
-def _parameters(spec: Any, prefix: tuple[str, ...], problems: list[str]) -> list[Param]:
-    where = "parameters" + "".join(f".{p}" for p in prefix)
-    if not isinstance(spec, dict) or not spec:
-        problems.append(f"{where} must be a non-empty mapping of parameter names")
-        return []
-    params: list[Param] = []
-    for name, body in spec.items():
-        if not isinstance(name, str) or not _NAME.match(name):
-            problems.append(f"{where}: parameter name {name!r} must start with a letter or _ and hold only "
-                            "letters, digits, _ . -")
-            continue
-        path = (*prefix, name)
-        if isinstance(body, dict) and "parameters" in body:
-            if set(body) != {"parameters"}:
-                problems.append(f"{where}.{name}: nested parameters take no other keys than `parameters`")
-            params.extend(_parameters(body["parameters"], path, problems))
-            continue
-        param = _parameter(path, body, f"{where}.{name}", problems)
-        if param is not None:
-            params.append(param)
-    return params
-
-
-def _parameter(path: tuple[str, ...], body: Any, where: str, problems: list[str]) -> Param | None:
-    if not isinstance(body, dict):
-        problems.append(f"{where} must be a mapping such as {{values: [...]}} or {{min: 0, max: 1}}")
-        return None
-    dist = body.get("distribution")
-    if dist == "categorical_w_probabilities":
-        dist = "categorical"
-    if dist is None:
-        if "value" in body:
-            dist = "constant"
-        elif "values" in body:
-            dist = "categorical"
-        elif "min" in body and "max" in body:
-            dist = "int_uniform" if _integer(body["min"]) and _integer(body["max"]) else "uniform"
-        else:
-            problems.append(f"{where} needs value, values, min and max, or a distribution")
-            return None
-    if dist not in DISTRIBUTIONS:
-        close = difflib.get_close_matches(str(dist), sorted(DISTRIBUTIONS), n=1)
-        problems.append(f"{where}: unknown distribution {dist!r}"
-                        + (f" (did you mean {close[0]!r}?)" if close else ""))
-        return None
-    before = len(problems)
-    for key in sorted(set(body) - _ALLOWED[dist] - {"distribution"}, key=str):
-        problems.append(f"{where}: {key!r} does not apply to distribution {dist} "
-                        f"(it takes {', '.join(sorted(_ALLOWED[dist]))})")
-    param = Param(path, dist)
-    if dist == "constant":
-        if "value" not in body:
-            problems.append(f"{where}: a constant needs value")
-        param.values = [body.get("value")]
-    elif dist == "categorical":
-        _categorical(body, param, where, problems)
-    else:
-        _numeric(body, param, where, problems)
-    return param if len(problems) == before else None
-
-
-def _categorical(body: dict, param: Param, where: str, problems: list[str]) -> None:
-    values = body.get("values")
-    if not isinstance(values, list) or not values:
-        problems.append(f"{where}: values must be a non-empty list")
-        return
-    param.values = values
-    probabilities = body.get("probabilities")
-    if probabilities is None:
-        return
-    if (not isinstance(probabilities, list) or len(probabilities) != len(values)
-            or not all(_number(p) and p >= 0 for p in probabilities)):
-        problems.append(f"{where}: probabilities must be {len(values)} non-negative numbers, one per value")
-    elif abs(sum(probabilities) - 1.0) > 1e-6:
-        problems.append(f"{where}: probabilities must add up to 1, not {sum(probabilities):g}")
-    else:
-        param.probabilities = [float(p) for p in probabilities]
-
-
-def _numeric(body: dict, param: Param, where: str, problems: list[str]) -> None:
-    dist = param.distribution
-    for key in _ALLOWED[dist]:
-        if key in body and not _number(body[key]):
-            problems.append(f"{where}: {key} must be a number, not {body[key]!r}")
-            return
-    if dist in BOUNDED:
-        if "min" not in body or "max" not in body:
-            problems.append(f"{where}: distribution {dist} needs min and max")
-            return
-        param.min, param.max = body["min"], body["max"]
-        if dist == "int_uniform" and not (_integer(param.min) and _integer(param.max)):
-            problems.append(f"{where}: int_uniform needs integer min and max, not {param.min!r} and {param.max!r}")
-        if param.min > param.max:
-            problems.append(f"{where}: min {param.min!r} is above max {param.max!r}")
-        if dist.endswith("_values") and param.min <= 0:
-            problems.append(f"{where}: {dist} takes the values themselves, so min must be above 0 "
-                            f"(for natural-log exponents use {dist.removesuffix('_values')})")
-    param.mu = float(body.get("mu", 0.0))
-    param.sigma = float(body.get("sigma", 1.0))
-    param.a, param.b = float(body.get("a", 1.0)), float(body.get("b", 1.0))
-    if param.sigma <= 0:
-        problems.append(f"{where}: sigma must be above 0")
-    if param.a <= 0 or param.b <= 0:
-        problems.append(f"{where}: beta's a and b must be above 0")
-    if dist.startswith("q_"):
-        param.q = body.get("q", 1)
-        if param.q <= 0:
-            problems.append(f"{where}: q must be above 0")
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _integer(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)

@@ -13,11 +13,15 @@ import dashboard
 
 
 def start_dashboard(port: int, server: str | None = None, clickhouse: str | None = None,
-                    host: str = "127.0.0.1", api_key: str | None = None) -> subprocess.Popen:
-    """Start `streamlit run dashboard/app.py` reading through `server` (or ClickHouse directly)."""
+                    host: str = "127.0.0.1", api_key: str | None = None,
+                    blob_url: str | None = None) -> subprocess.Popen:
+    """Start `streamlit run dashboard/app.py` reading through `server` (or ClickHouse directly);
+    `blob_url` is where the ingest keeps media bytes, which the Media page reads."""
     env = dict(os.environ)
     if api_key is not None:
         env["PULSE_API_KEY"] = api_key
+    if blob_url:
+        env["PULSE_BLOB_URL"] = blob_url
     if server:
         env["PULSE_SERVER"] = server
     if clickhouse:
@@ -46,7 +50,8 @@ def run_stack(config, ui_port: int | None, on_ready=None) -> int:
     print(f"pulse: ingest listening on {address} (store {config.clickhouse_url})", flush=True)
     ui = None
     if ui_port is not None:
-        ui = start_dashboard(ui_port, server=address, host=config.host, api_key=_dashboard_key(server))
+        ui = start_dashboard(ui_port, server=address, host=config.host, api_key=_dashboard_key(server),
+                             blob_url=getattr(getattr(server, "blobs", None), "url", None))
         print(f"pulse: dashboard at http://{local_host}:{ui_port}", flush=True)
         threading.Thread(target=_watch_dashboard, args=(ui, stop), daemon=True).start()
     for sig in (signal.SIGTERM, signal.SIGINT):

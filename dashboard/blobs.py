@@ -1,0 +1,46 @@
+"""Reading media bytes for the Media page, straight from the ingest's blob directory.
+
+Media rows hold a URI; the ingest writes the bytes content-addressed to a directory
+(`file:///<root>/<sha[:2]>/<sha>.<ext>`, see ingest/blobs.py). The dashboard reads them from the
+same directory when it can see it (the embedded default: `pulse up` on one machine, or a
+directory every machine mounts). What it shows must be what was logged: the bytes' sha256 has to
+match the row's, and with `PULSE_BLOB_URL` set the file has to lie inside that directory.
+Other URIs (s3://, not implemented by the ingest yet) are not read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+MAX_BYTES = 32 << 20
+
+
+class BlobUnavailable(LookupError):
+    """Why the bytes of a media row cannot be shown; the message is fit for the page."""
+
+
+def read_blob(uri: str, sha256: str, root: str | None = None) -> bytes:
+    """The bytes `uri` names, checked against `sha256`; BlobUnavailable says why not."""
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("file", ""):
+        raise BlobUnavailable(f"{parsed.scheme}:// media are not readable by the dashboard yet")
+    path = Path(unquote(parsed.path)).resolve()
+    root = root if root is not None else os.environ.get("PULSE_BLOB_URL", "")
+    if root:
+        parsed_root = urlparse(root)
+        base = Path(unquote(parsed_root.path) if parsed_root.scheme == "file" else root).expanduser().resolve()
+        if not path.is_relative_to(base):
+            raise BlobUnavailable(f"{path} is outside the blob store {base}")
+    try:
+        if path.stat().st_size > MAX_BYTES:
+            raise BlobUnavailable(f"{path} is larger than {MAX_BYTES >> 20} MB")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BlobUnavailable(f"cannot read {path}: {exc.strerror or exc}. The dashboard reads media from "
+                              "the ingest's blob directory; on another machine, mount it at the same path") from exc
+    if sha256 and hashlib.sha256(data).hexdigest() != sha256:
+        raise BlobUnavailable(f"{path} does not hold the logged bytes (sha256 mismatch)")
+    return data

@@ -1,0 +1,1 @@
+"""The dashboard's pages: Streamlit scripts that `dashboard/app.py` routes to (not imported)."""

@@ -348,8 +348,8 @@ ORDER BY key
 """
 
 _MEDIA = """
-SELECT step, idx, toString(kind) AS kind, uri, toString(sha256) AS sha256, toString(mime) AS mime,
-       width, height, caption
+SELECT step, idx, toString(kind) AS kind, uri, replaceAll(toString(sha256), char(0), '') AS sha256,
+       toString(mime) AS mime, width, height, caption
 FROM media FINAL
 WHERE project = {project:String} AND run_id = {run_id:String} AND key = {key:String} AND step = {step:Int64}
 ORDER BY idx

@@ -95,7 +95,7 @@ def init(project: str | None = None, name: str | None = None, group: str | None 
     if settings.mode == "online":
         check_access(settings.server, settings.project, settings.api_key, settings.tls_ca)
     install_process_hooks()
-    run = Run(settings, run_id=id or sweep_run_id or None, name=name, group=group or "",
+    run = Run(settings, run_id=sweep_run_id or id or None, name=name, group=group or "",
               job_type=job_type or "", tags=tags, notes=notes or "", config=config,
               resume=bool(resume), sweep_id=sweep_id, sweep_params=sweep_params)
     globals()["config"] = run.config

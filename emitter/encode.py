@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Any
 
 from pulse.v1 import telemetry_pb2 as pb
@@ -140,7 +141,23 @@ def _event(kind: str, payload: Any) -> pb.Event:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, default=_jsonable, allow_nan=True)
+    """Strict JSON: NaN and infinities become the strings "NaN", "Infinity", "-Infinity", since
+    bare NaN (Python's default) is not JSON and ClickHouse's JSON functions reject the document."""
+    try:
+        return json.dumps(value, default=_jsonable, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(value), default=_jsonable, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    jsonable = value if isinstance(value, (str, int, float, type(None))) else _jsonable(value)
+    return jsonable if jsonable is value else _finite(jsonable)
 
 
 def _jsonable(value: Any) -> Any:

@@ -10,6 +10,7 @@ the run's state too.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from typing import Any
@@ -29,6 +30,7 @@ TERMINAL = {"finished", "failed", "killed", "crashed"}
 HEARTBEAT_WRITE_US = 1_000_000
 
 Key = tuple[str, str]
+log = logging.getLogger(__name__)
 
 
 class UnknownRun(LookupError):
@@ -110,18 +112,44 @@ class RunRegistry:
                 self._dirty.add(key)
 
     def reap(self) -> list[Key]:
-        """Mark `crashed` every running run whose heartbeat is older than the timeout."""
+        """Mark `crashed` every running run whose heartbeat is older than the timeout.
+
+        The store has the last word: another ingest replica may be receiving
+        the run's stream and writing its heartbeats, so a run is crashed only
+        if the stored heartbeat is stale too.
+        """
         stamp = now_us()
+        with self._lock:
+            stale = [key for key, run in self._runs.items()
+                     if run["state"] == "running" and stamp - run["heartbeat_at"] > self._timeout_us]
+        if not stale:
+            return []
+        stored = self._stored_heartbeats(stale)
         crashed = []
         with self._lock:
-            for key, run in self._runs.items():
-                if run["state"] == "running" and stamp - run["heartbeat_at"] > self._timeout_us:
+            for key in stale:
+                run = self._runs.get(key)
+                if run is None or run["state"] != "running":
+                    continue
+                run["heartbeat_at"] = max(run["heartbeat_at"], stored.get(key, 0))
+                if stamp - run["heartbeat_at"] > self._timeout_us:
                     run["state"] = "crashed"
                     run["error"] = f"no heartbeat for {self._timeout_us / 1e6:g} s"
                     run["updated_at"] = max(stamp, run["updated_at"] + 1)
                     self._dirty.add(key)
                     crashed.append(key)
         return crashed
+
+    def _stored_heartbeats(self, keys: list[Key]) -> dict[Key, int]:
+        try:
+            rows = self._store.query_rows(
+                "SELECT project, run_id, toUnixTimestamp64Micro(max(heartbeat_at)) FROM runs "
+                "WHERE (project, run_id) IN {keys:Array(Tuple(String, String))} GROUP BY project, run_id",
+                {"keys": keys})
+        except Exception:  # the store is away: judge by what this replica saw
+            log.warning("could not read stored heartbeats; judging runs by this replica's view", exc_info=True)
+            return {}
+        return {(project, run_id): heartbeat for project, run_id, heartbeat in rows}
 
     def drain(self) -> tuple[pa.Table | None, set[Key]]:
         """The rows to write for runs changed since the last drain."""

@@ -92,7 +92,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from pulse.demo import run_demo
 
-    return run_demo(_ingest_config(args), ui_port=args.ui_port, runs=args.runs)
+    return run_demo(_ingest_config(args), ui_port=args.ui_port, runs=args.runs, sweep_agents=args.sweep_agents)
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
@@ -140,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ingest_flags(p)
     p.add_argument("--ui-port", type=int, default=8501)
     p.add_argument("--runs", type=int, default=3, help="demo training runs to start")
+    p.add_argument("--sweep-agents", type=int, default=2, help="agents on the demo sweep (0: no sweep)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("sync", help="upload runs spooled on disk")

@@ -18,14 +18,25 @@ import time
 
 LEARNING_RATES = (0.3, 0.1, 0.03, 1.0)
 STOP_GRACE_S = 20.0
+# A small W&B-format sweep over the same trainer, run by two agents beside the demo runs.
+DEMO_SWEEP = {
+    "name": "demo-lr-grid",
+    "method": "grid",
+    "metric": {"name": "val/loss", "goal": "minimize"},
+    "parameters": {"lr": {"values": [0.03, 0.1, 0.3, 1.0]}, "seed": {"values": [0, 1]},
+                   "steps": {"value": 600}},
+    "command": ["${env}", "${interpreter}", "-m", "pulse.demo", "--train", "${args}"],
+}
 
 
-def run_demo(config, ui_port: int | None, runs: int = 3) -> int:
+def run_demo(config, ui_port: int | None, runs: int = 3, sweep_agents: int = 2) -> int:
     """Serve the stack with `runs` demo trainers until SIGINT/SIGTERM; the trainers stop first."""
     from pulse.stack import run_stack
 
     def on_ready(address: str, stop: threading.Event) -> None:
         trainers = [_start_trainer(address, seed) for seed in range(runs)]
+        if sweep_agents:
+            trainers += _start_sweep(address, sweep_agents)
         if ui_port is not None:
             _banner(f"http://{_browser_host(config.host)}:{ui_port}/?project=demo", runs)
         try:
@@ -42,6 +53,25 @@ def _start_trainer(address: str, seed: int) -> subprocess.Popen:
     command = [sys.executable, "-m", "pulse.demo", "--train", "--seed", str(seed),
                "--server", address, "--project", "demo"]
     return subprocess.Popen(command, stdin=subprocess.DEVNULL)
+
+
+def _start_sweep(address: str, agents: int) -> list[subprocess.Popen]:
+    """Register the demo sweep and start `agents` agents on it (their trials end when they stop)."""
+    import json
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        json.dump(DEMO_SWEEP, f)  # JSON is YAML
+    created = subprocess.run([sys.executable, "-m", "pulse.cli", "sweep", f.name, "--project", "demo",
+                              "--server", address], capture_output=True, text=True, timeout=60)
+    os.unlink(f.name)
+    if created.returncode != 0:
+        print(f"pulse demo: could not start the demo sweep: {created.stderr.strip()}", file=sys.stderr)
+        return []
+    sweep_id = created.stdout.strip().splitlines()[-1].split()[-1]
+    print(f"pulse demo: sweep {sweep_id} with {agents} agents", flush=True)
+    return [subprocess.Popen([sys.executable, "-m", "pulse.cli", "agent", sweep_id, "--server", address],
+                             stdin=subprocess.DEVNULL) for _ in range(agents)]
 
 
 def _stop(trainers: list[subprocess.Popen]) -> None:

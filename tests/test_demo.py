@@ -28,7 +28,7 @@ def stop(process: subprocess.Popen, sig: int) -> int:
 
 
 def runs(client: QueryClient, project: str) -> list[dict]:
-    return client.query("SELECT run_id, name, state, config FROM runs FINAL WHERE project = {p:String}",
+    return client.query("SELECT run_id, name, state, config, sweep_id FROM runs FINAL WHERE project = {p:String}",
                         {"p": project}).to_pylist()
 
 
@@ -58,7 +58,8 @@ def test_demo_trainer_logs_its_metrics_and_finishes(ingest: Ingest, tmp_path: Pa
 
 
 def test_stopping_pulse_demo_ends_its_runs_as_killed(tmp_path: Path) -> None:
-    """Ctrl-C on `pulse demo` stops the trainers while the ingest still takes their last words."""
+    """Ctrl-C on `pulse demo` stops the trainers and the sweep agents' trials while the ingest still
+    takes their last words."""
     port, ui_port = free_port(), free_port()
     output = tmp_path / "demo.log"
     demo = subprocess.Popen(
@@ -72,9 +73,13 @@ def test_stopping_pulse_demo_ends_its_runs_as_killed(tmp_path: Path) -> None:
         assert demo.poll() is None, output.read_text()
         address = f"127.0.0.1:{port}"
         client = QueryClient(address)
-        wait_for(lambda: len(point_counts(client, "demo")) == len(METRICS)
-                 and [r["state"] for r in runs(client, "demo")] == ["running", "running"],
-                 timeout=120, what="two running demo runs with metrics")
+        def demo_and_sweep_running() -> bool:
+            states = [(bool(r["sweep_id"]), r["state"]) for r in runs(client, "demo")]
+            return (len(point_counts(client, "demo")) >= len(METRICS)
+                    and states.count((False, "running")) == 2 and (True, "running") in states)
+
+        wait_for(demo_and_sweep_running, timeout=180, what="two demo runs and a sweep trial running with metrics")
+        assert "pulse demo: sweep" in output.read_text() and "with 2 agents" in output.read_text()
         assert f"http://127.0.0.1:{ui_port}/?project=demo" in output.read_text()
     finally:
         code = stop(demo, signal.SIGINT)
@@ -83,8 +88,11 @@ def test_stopping_pulse_demo_ends_its_runs_as_killed(tmp_path: Path) -> None:
     reopened = Ingest(tmp_path / "data").start()  # the same store, to read how the runs ended
     try:
         ended = runs(QueryClient(reopened.address), "demo")
-        assert sorted(r["state"] for r in ended) == ["killed", "killed"], ended
-        assert sorted(r["name"] for r in ended) == ["mlp-lr0.1-s1", "mlp-lr0.3-s0"]
+        plain = [r for r in ended if not r["sweep_id"]]
+        assert sorted(r["state"] for r in plain) == ["killed", "killed"], ended
+        assert sorted(r["name"] for r in plain) == ["mlp-lr0.1-s1", "mlp-lr0.3-s0"]
+        trials = [r for r in ended if r["sweep_id"]]
+        assert trials and {r["state"] for r in trials} <= {"killed", "finished"}, trials
     finally:
         reopened.stop()
 

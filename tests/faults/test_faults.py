@@ -143,10 +143,7 @@ def test_full_spool_drops_points_loudly_keeps_the_run_and_never_blocks(fresh_ing
     env = {"PULSE_SERVER": fresh_ingest.address, "PULSE_DIR": str(tmp_path / "pulse"), "PULSE_SPOOL_MAX_MB": "1",
            "PULSE_FINISH_TIMEOUT": "2"}
     done = run_script(f"""
-        import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-import emitter
+        import emitter
         run = emitter.init(project={project!r})
         for step in range(100_000):   # about 20 MB of batches; the server is down, the spool holds 1 MB
             emitter.log({{f"k{{j}}": step * 10 + j for j in range(10)}})

@@ -126,11 +126,14 @@ class Batcher:
         now = time.monotonic()
         if now - self._last_batch >= self._heartbeat_interval:
             self._housekeeping()
-        queue, limit = self.queue, self._max_batch_values
-        while queue or self._overflow_path.exists():
+        # Only what is queued now: records that arrive meanwhile wait for the next wake-up, so a
+        # busy training loop makes one batch per interval, not a stream of tiny ones.
+        queue, limit, left = self.queue, self._max_batch_values, len(self.queue)
+        while left or self._overflow_path.exists():
             records, n = [], 0
-            while queue and n < limit:
+            while left and n < limit:
                 record = queue.popleft()
+                left -= 1
                 records.append(record)
                 if len(record) == 3:
                     n += len(record[2])

@@ -8,10 +8,10 @@ the real wire, then times, with the dashboard's own `dashboard.data.Source` and 
 - the runs-table query of the Runs page over the 10,000-run project (one page of 50, sorted,
   with config and summary columns), and every query that page issues on a load.
 
-The chart query reads `metrics` grouped by 256-step chunks, which ClickHouse can answer from an
-aggregate projection (PROJECTION_SQL below, a proposed migration). Both are measured: first on the
-schema as the migrations make it, then after the ingest is stopped, the projection added to the
-same store and the ingest started again.
+The chart query reads `metrics` grouped by 256-step chunks, which ClickHouse answers from the
+aggregate projection `step_chunks` (migration 0040). Both are measured: first on the schema as
+the migrations make it, then after the ingest is stopped, the projection dropped from the same
+store and the ingest started again (`chart_query_ms_p50_without_projection`).
 
     python -m bench.dashboard_queries [--runs 8] [--points 1000000] [--table-runs 10000] [--repeat 15]
 """
@@ -44,15 +44,7 @@ POINTS_PER_BATCH = 250_000
 RUNS_PER_STREAM = 1000
 START_US = 1_700_000_000_000_000
 # What dashboard/data.py's chunked series query is shaped for (see _SERIES_CHUNKED there).
-PROJECTION_SQL = [
-    "ALTER TABLE metrics MODIFY SETTING deduplicate_merge_projection_mode = 'rebuild'",
-    """ALTER TABLE metrics ADD PROJECTION IF NOT EXISTS step_chunks (
-        SELECT project, run_id, key, intDiv(step, 256), min(step), max(step), max(ts),
-               minIf(value, isFinite(value)), maxIf(value, isFinite(value)), argMaxIf(value, step, isFinite(value)),
-               countIf(isNaN(value)), countIf(value = inf), countIf(value = -inf), count()
-        GROUP BY project, run_id, key, intDiv(step, 256))""",
-    "ALTER TABLE metrics MATERIALIZE PROJECTION step_chunks SETTINGS mutations_sync = 1",
-]
+DROP_PROJECTION = "ALTER TABLE metrics DROP PROJECTION IF EXISTS step_chunks"
 
 
 def main() -> None:
@@ -77,13 +69,13 @@ def main() -> None:
             _wait_for(lambda: sum(source.series("bench-chart", run_ids, "loss", 1).column("points").to_pylist())
                       == args.runs * args.points)
             _wait_for(lambda: sum(source.states("bench-table").column("runs").to_pylist()) == args.table_runs)
-            plain = _time(lambda: source.series("bench-chart", run_ids, ["loss"], CHART_BUCKETS), args.repeat)
-            runs = _runs_page_timings(source, args.repeat)
-        _add_projection(data)
-        with _ingest(data) as address:
-            source = Source(server=address, clickhouse_url="")
             chart = _time(lambda: source.series("bench-chart", run_ids, ["loss"], CHART_BUCKETS), args.repeat)
             table = source.series("bench-chart", run_ids, ["loss"], CHART_BUCKETS).to_pandas()
+            runs = _runs_page_timings(source, args.repeat)
+        _drop_projection(data)
+        with _ingest(data) as address:
+            source = Source(server=address, clickhouse_url="")
+            plain = _time(lambda: source.series("bench-chart", run_ids, ["loss"], CHART_BUCKETS), args.repeat)
     per_run = table.groupby("run_id").size()
     spikes_kept = int((table["max"] == 1e9).sum())
     page, rows_on_page, total, whole, filtered = runs
@@ -157,13 +149,12 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _add_projection(data: Path) -> None:
+def _drop_projection(data: Path) -> None:
     from ingest.storage import ClickHouseStore
 
     store = ClickHouseStore(f"chdb://{data}")
     try:
-        for statement in PROJECTION_SQL:
-            store.command(statement)
+        store.command(DROP_PROJECTION)
     finally:
         store.close()
 

@@ -25,7 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--keys", type=int, default=100)
-    parser.add_argument("--rate", type=float, default=600_000)
+    parser.add_argument("--rate", type=float, default=800_000)
     args = parser.parse_args()
     step_s = args.keys / args.rate if args.rate else 0.0
     keys = [f"layer_{i}/value" for i in range(args.keys)]

@@ -24,7 +24,7 @@ from test_dashboard_seed import (
     shared_stack,
 )
 
-from bench.dashboard_queries import PROJECTION_SQL
+from bench.dashboard_queries import DROP_PROJECTION
 from conftest import Ingest, free_port, run_script
 from dashboard.blobs import BlobUnavailable, read_blob
 from dashboard.data import DataError, RunFilter, RunSort, Source
@@ -402,12 +402,12 @@ def test_source_reads_a_clickhouse_server_directly(tmp_path: Path) -> None:
         source = Source(server="127.0.0.1:1", clickhouse_url=url)  # the ingest is never asked
         assert seeded.project in source.projects()
         ids = [seeded.runs["alpha"], seeded.runs["beta"]]
-        from_points = source.series(seeded.project, ids, ["Train/loss", "Test/acc"], buckets=10).to_pylist()
-        for statement in PROJECTION_SQL:  # the proposed migration: chunks of 256 steps, pre-aggregated
-            writer.command(statement)
-        source = Source(server="127.0.0.1:1", clickhouse_url=url)
-        assert source._has_chunk_projection()
+        assert source._has_chunk_projection()  # migration 0040: chunks of 256 steps, pre-aggregated
         from_chunks = source.series(seeded.project, ids, ["Train/loss", "Test/acc"], buckets=10).to_pylist()
+        writer.command(DROP_PROJECTION)
+        source = Source(server="127.0.0.1:1", clickhouse_url=url)
+        assert not source._has_chunk_projection()
+        from_points = source.series(seeded.project, ids, ["Train/loss", "Test/acc"], buckets=10).to_pylist()
         assert_same_picture(from_points, from_chunks)
         page = source.runs_page(seeded.project, RunFilter(states=("crashed", "failed")), limit=10)
         assert set(names(page)) >= {"beta", "trial-08"}

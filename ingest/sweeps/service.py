@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from pulse.v1 import sweeps_pb2 as pb
 
@@ -45,12 +46,17 @@ class SweepService:
             "ReportTrial": (self.report, pb.TrialReport, pb.TrialReportAck),
         }
         return grpc.method_handlers_generic_handler(SERVICE, {
-            name: grpc.unary_unary_rpc_method_handler(self._guard(fn), request_deserializer=request.FromString,
+            name: grpc.unary_unary_rpc_method_handler(self._guard(fn, request), request_deserializer=None,
                                                       response_serializer=reply.SerializeToString)
             for name, (fn, request, reply) in methods.items()})
 
-    def _guard(self, fn: Callable) -> Callable:
-        def call(request, context: grpc.ServicerContext):
+    def _guard(self, fn: Callable, request_type: type) -> Callable:
+        def call(raw: bytes, context: grpc.ServicerContext):
+            request = request_type()
+            try:
+                request.ParseFromString(raw)  # here, not in grpc, so garbage gets INVALID_ARGUMENT
+            except DecodeError as exc:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed {request_type.__name__}: {exc}")
             try:
                 return fn(request, context)
             except SweepConfigError as exc:

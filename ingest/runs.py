@@ -86,8 +86,9 @@ class RunRegistry:
     def apply(self, batch: pb.Batch, events: list[pb.Event]) -> None:
         """Apply a batch's lifecycle events and its heartbeat; raise UnknownRun for a stranger."""
         key = (batch.project, batch.run_id)
-        has_start = any(e.WhichOneof("kind") == "start" for e in events)
-        if not has_start and self.get(*key) is None:
+        # Look in the store even when the batch starts the run: a replayed start (pulse sync) must
+        # find the run's stored state, or it would begin the run anew and undo its end.
+        if self.get(*key) is None and not any(e.WhichOneof("kind") == "start" for e in events):
             raise UnknownRun(f"unknown run {batch.run_id!r} in project {batch.project!r}: "
                              "a run's first batch must carry its RunStart event")
         stamp = now_us()

@@ -18,7 +18,8 @@ from test_dashboard_seed import HOSTILE_KEY, HOSTILE_RUN, LiveRun, shared_stack
 from conftest import ROOT, free_port
 
 APP = ROOT / "dashboard" / "app.py"
-PAGE_CHECK = ROOT.parent / "shared" / "tools" / "page-check"
+# The workplace's headless-browser tool, in shared/ beside the checkout (PAGE_CHECK overrides).
+PAGE_CHECK = Path(os.environ.get("PAGE_CHECK", ROOT.parent / "shared" / "tools" / "page-check"))
 CHROMIUM = os.environ.get("PAGE_CHECK_CHROMIUM", "/usr/bin/chromium")
 
 
@@ -277,6 +278,8 @@ def keep_screenshot(shot: Path) -> None:
 
 @pytest.fixture(scope="module")
 def browser() -> None:
+    if not PAGE_CHECK.exists():
+        pytest.skip(f"no page-check at {PAGE_CHECK} (shared/tools beside the checkout, or set PAGE_CHECK)")
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
     pytest.importorskip("playwright", reason="page-check needs `pip install playwright`")

@@ -136,3 +136,17 @@ def test_query_rpc_binds_hostile_parameters_and_limits_rows(ingest):
         client.query("SELECT number FROM numbers(10)", max_rows=5)
     assert client.query("SELECT count() AS n FROM system.tables WHERE name = 'runs'").to_pylist() == [{"n": 1}]
     assert client.query("SELECT count() AS n FROM api_keys").to_pylist() == [{"n": 0}]  # hashes stay hidden
+
+
+def test_a_replayed_start_does_not_revive_a_run_that_ended(ingest):
+    """pulse sync may replay a run's first batch long after the run ended and left the ingest's cache."""
+    project, run_id = "val-replay", uuid.uuid4().hex[:8]
+    finish = batch(project, run_id, seq=2, start=False)
+    finish.events.append(pb.Event(finish=pb.RunFinish(state="finished")))
+    stream(ingest.address, [batch(project, run_id, seq=1).SerializeToString(), finish.SerializeToString()])
+    assert ingest.run_row(project, run_id)["state"] == "finished"
+    replayed = batch(project, run_id, seq=1, replay=True)
+    replayed.stream_id = f"{run_id}.sync"  # a new stream, so the ingest's memory of seqs does not help
+    [ack] = stream(ingest.address, [replayed.SerializeToString()])
+    assert not ack.rejected
+    assert ingest.run_row(project, run_id)["state"] == "finished"

@@ -43,7 +43,7 @@ PAGE_SIZE = 50
 POINTS_PER_BATCH = 250_000
 RUNS_PER_STREAM = 1000
 START_US = 1_700_000_000_000_000
-# What dashboard/data.py's chunked series query is shaped for (see _SERIES_CHUNKED there).
+# What the dashboard's chunked series query is shaped for (see SERIES_CHUNKED in dashboard/queries.py).
 DROP_PROJECTION = "ALTER TABLE metrics DROP PROJECTION IF EXISTS step_chunks"
 
 

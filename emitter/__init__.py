@@ -92,15 +92,53 @@ def init(project: str | None = None, name: str | None = None, group: str | None 
         project = None if sweep_project() else project  # a sweep's runs live in its project, as in W&B
         end_run_on_sigterm()
     settings = Settings.resolve(project=project, mode=mode, dir=dir)
+    run_id = sweep_run_id or id or None
+    resume = _resume_mode(resume)
+    access = None
     if settings.mode == "online":
-        check_access(settings.server, settings.project, settings.api_key, settings.tls_ca)
+        access = check_access(settings.server, settings.project, settings.api_key, settings.tls_ca,
+                              run_id=(run_id or "") if resume else "")
+    start_step = _resumed_step(resume, run_id, settings.project, access)
     install_process_hooks()
-    run = Run(settings, run_id=sweep_run_id or id or None, name=name, group=group or "",
+    run = Run(settings, run_id=run_id, name=name, group=group or "",
               job_type=job_type or "", tags=tags, notes=notes or "", config=config,
-              resume=bool(resume), sweep_id=sweep_id, sweep_params=sweep_params)
+              resume=start_step is not None, sweep_id=sweep_id, sweep_params=sweep_params,
+              start_step=start_step or 0)
     globals()["config"] = run.config
     globals()["summary"] = run.summary
     return run
+
+
+def _resume_mode(resume: Any) -> str:
+    """W&B's resume values: True is "allow"; False/None is "never" only in name (a new run)."""
+    if resume in (None, False, ""):
+        return ""
+    if resume is True or resume == "auto":
+        return "allow"
+    if resume not in ("allow", "must", "never"):
+        raise ValueError(f"resume must be True, 'allow', 'must', 'never' or 'auto', not {resume!r}")
+    return resume
+
+
+def _resumed_step(resume: str, run_id: str | None, project: str, access) -> int | None:
+    """The step a resumed run continues from, or None for a new run; refuse what W&B refuses."""
+    if not resume:
+        return None
+    exists = access is not None and access.run_exists
+    if resume == "never":
+        if exists:
+            raise ValueError(f"run {run_id!r} already exists in project {project!r} and resume='never'")
+        return None
+    if not run_id:
+        raise ValueError(f"resume={resume!r} needs the run's id: init(id=..., resume={resume!r})")
+    if access is None:
+        _log.warning("pulse: cannot reach the server to resume run %s; its steps restart at 0", run_id)
+        return 0
+    if not exists:
+        if resume == "must":
+            raise ValueError(f"resume='must' but run {run_id!r} does not exist in project {project!r}")
+        return None
+    return access.next_step
 
 
 def _current() -> Run:

@@ -44,18 +44,19 @@ class Run:
 
     def __init__(self, settings: Settings, *, run_id: str | None = None, name: str | None = None,
                  group: str = "", job_type: str = "", tags: list[str] | None = None, notes: str = "",
-                 config: Any = None, resume: bool = False, sweep_id: str = "",
+                 config: Any = None, resume: bool = False, sweep_id: str = "", start_step: int = 0,
                  sweep_params: dict[str, Any] | None = None) -> None:
         self.settings = settings
         self.project = settings.project
         self.id = run_id or new_run_id()
-        self.name = name or f"{secrets.choice(_ADJECTIVES)}-{secrets.choice(_NOUNS)}-{self.id[:4]}"
+        # A resumed run keeps the name it has on the server unless a new one is given.
+        self.name = name or ("" if resume else f"{secrets.choice(_ADJECTIVES)}-{secrets.choice(_NOUNS)}-{self.id[:4]}")
         self.group, self.job_type, self.notes = group, job_type, notes
         self.tags = list(tags or [])
         self.sweep_id = sweep_id
         self.mode = settings.mode
         self.stream_id = f"{self.id}.{secrets.token_hex(6)}"
-        self._step = 0
+        self._step = start_step  # a resumed run continues after its last stored step
         self._pid = os.getpid()
         self._finished = self.mode == "disabled"
         self._disabled = self.mode == "disabled"

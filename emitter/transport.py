@@ -32,23 +32,27 @@ class AuthError(RuntimeError):
     """The server refused this process's API key (or it has none)."""
 
 
-def check_access(server: str, project: str, api_key: str = "", tls_ca: str = "", timeout: float = 1.0) -> None:
-    """Ask the server whether our key may write `project`; raise AuthError if it says no.
+def check_access(server: str, project: str, api_key: str = "", tls_ca: str = "", timeout: float = 1.0,
+                 run_id: str = "") -> pb.AccessReply | None:
+    """Ask the server whether our key may write `project` (and, with `run_id`, where that run's
+    steps left off); raise AuthError if it says no.
 
     Anything else (no server yet, an old server) is not our business here:
-    the run spools until the server answers.
+    the run spools until the server answers, and the answer is None.
     """
     with open_channel(server, tls_ca) as channel:
         rpc = channel.unary_unary(ACCESS_METHOD, request_serializer=pb.AccessRequest.SerializeToString,
                                   response_deserializer=pb.AccessReply.FromString)
         try:
-            rpc(pb.AccessRequest(project=project, write=True), timeout=timeout, metadata=auth_metadata(api_key))
+            return rpc(pb.AccessRequest(project=project, write=True, run_id=run_id), timeout=timeout,
+                       metadata=auth_metadata(api_key))
         except grpc.RpcError as exc:
             if exc.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
                 raise AuthError(
                     f"{server} refused to let this run write project {project!r}: {exc.details()}. "
                     f"Set PULSE_API_KEY to a key for that project (an admin makes one with "
                     f"`pulse keys create --project {project}`).") from None
+            return None
 
 
 class Transport:

@@ -194,6 +194,16 @@ def _apply_event(run: dict[str, Any] | None, key: Key, event: pb.Event, stamp: i
         start = event.start
         if run is not None and start.created_at_us == run["created_at"]:
             return run  # the same start again (a resent batch): nothing changes
+        if run is not None and start.resume:
+            # Another process continues the run: it runs again; what it says anew replaces the old.
+            run.update(state="running", exit_code=0, error="", host=start.host or run["host"])
+            for field, value in (("name", start.name), ("group", start.group), ("job_type", start.job_type),
+                                 ("notes", start.notes), ("sweep_id", start.sweep_id)):
+                run[field] = value or run[field]
+            run["tags"] = list(start.tags) or run["tags"]
+            if start.config_json and start.config_json != "{}":
+                run["config"] = start.config_json
+            return run
         if run is None:
             run = _new_run(key, start.created_at_us or stamp)
         run.update(name=start.name or key[1], group=start.group, job_type=start.job_type,

@@ -185,4 +185,11 @@ class TelemetryService:
         if not request.write and principal.project and principal.project != request.project:
             context.abort(grpc.StatusCode.PERMISSION_DENIED,
                           f"key {principal.key_id} is for project {principal.project!r}, not {request.project!r}")
-        return pb.AccessReply(auth_required=self._keys.enabled, key_id=principal.key_id)
+        reply = pb.AccessReply(auth_required=self._keys.enabled, key_id=principal.key_id)
+        if request.run_id:
+            exists, next_step = self._store.query_rows(
+                "SELECT (SELECT count() > 0 FROM runs WHERE project = {p:String} AND run_id = {r:String}), "
+                "(SELECT ifNull(maxOrNull(step) + 1, 0) FROM metrics WHERE project = {p:String} "
+                "AND run_id = {r:String})", {"p": request.project, "r": request.run_id})[0]
+            reply.run_exists, reply.next_step = bool(exists), int(next_step)
+        return reply

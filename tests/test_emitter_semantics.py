@@ -214,3 +214,27 @@ def test_log_before_init_says_what_to_do():
     emitter.finish()
     with pytest.raises(RuntimeError, match="emitter.init"):
         emitter.log({"x": 1})
+
+
+def test_resume_continues_after_the_last_stored_step_and_keeps_the_run(emitter_env):
+    name = project()
+    first = emitter.init(project=name, name="long-job", config={"lr": 0.1}, tags=["a"])
+    for step in range(10):
+        emitter.log({"loss": 1.0 / (step + 1)})
+    emitter.finish()
+
+    again = emitter.init(project=name, id=first.id, resume="allow")
+    assert again.step == 10  # where the stored steps left off
+    emitter.log({"loss": 0.01})
+    emitter.finish()
+    assert [s for _, s, _ in points(emitter_env, first.id)] == list(range(11))
+    row = emitter_env.run_row(name, first.id)
+    assert row["state"] == "finished" and row["name"] == "long-job" and list(row["tags"]) == ["a"]
+
+    with pytest.raises(ValueError, match="does not exist"):
+        emitter.init(project=name, id="no-such-run", resume="must")
+    with pytest.raises(ValueError, match="already exists"):
+        emitter.init(project=name, id=first.id, resume="never")
+    fresh = emitter.init(project=name, id="brand-new-run", resume=True)  # allow: a new run is fine
+    assert fresh.step == 0
+    emitter.finish()

@@ -264,17 +264,23 @@ class QueryResponse(_message.Message):
     def __init__(self, arrow_ipc: _Optional[bytes] = ..., rows: _Optional[int] = ...) -> None: ...
 
 class AccessRequest(_message.Message):
-    __slots__ = ("project", "write")
+    __slots__ = ("project", "write", "run_id")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     WRITE_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
     project: str
     write: bool
-    def __init__(self, project: _Optional[str] = ..., write: _Optional[bool] = ...) -> None: ...
+    run_id: str
+    def __init__(self, project: _Optional[str] = ..., write: _Optional[bool] = ..., run_id: _Optional[str] = ...) -> None: ...
 
 class AccessReply(_message.Message):
-    __slots__ = ("auth_required", "key_id")
+    __slots__ = ("auth_required", "key_id", "run_exists", "next_step")
     AUTH_REQUIRED_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_EXISTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_STEP_FIELD_NUMBER: _ClassVar[int]
     auth_required: bool
     key_id: str
-    def __init__(self, auth_required: _Optional[bool] = ..., key_id: _Optional[str] = ...) -> None: ...
+    run_exists: bool
+    next_step: int
+    def __init__(self, auth_required: _Optional[bool] = ..., key_id: _Optional[str] = ..., run_exists: _Optional[bool] = ..., next_step: _Optional[int] = ...) -> None: ...

@@ -12,6 +12,13 @@ Checks, each measured:
     python -m bench.gpu_check [--device cuda] [--segments 3] [--segment-steps 300]
 
 `--device cpu` runs the same script where there is no GPU (the GPU figures are then empty).
+
+A GPU machine that cannot hold the whole install (chDB alone is a 180 MB wheel) runs it in two
+halves: there, with torch, grpcio, protobuf, psutil and nvidia-ml-py alone, the run goes to disk in
+offline mode; here, `pulse sync` uploads it to a real ingest and the stored figures are added:
+
+    python -m bench.gpu_check --offline DIR     # on the GPU machine
+    python -m bench.gpu_check --upload DIR      # where the ingest runs; prints the JSON line
 """
 
 from __future__ import annotations
@@ -20,8 +27,11 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 import torch
+
+FIGURES = "gpu_check.json"
 
 
 def stats_checks(device: str) -> dict:
@@ -60,15 +70,59 @@ def nvml_check() -> dict:
         return {"nvml_gpus": 0, "nvml_keys": []}
     samples = sampler.sample()
     sampler.close()
-    return {"nvml_gpus": len(sampler.devices), "nvml_keys": sorted({key for key, _, _ in samples})}
+    out = {"nvml_gpus": len(sampler.devices), "nvml_keys": sorted({key for key, _, _ in samples})}
+    # NVML's per-process figure against what this process's allocator holds (it must be at least that)
+    own = [value for key, device, value in samples if key == "gpu.proc_mem_mb" and device == "gpu0"]
+    if own and torch.cuda.is_initialized():
+        out["nvml_proc_mem_mb"] = round(own[0], 1)
+        out["torch_reserved_mb"] = round(torch.cuda.memory_reserved() / 2**20, 1)
+    return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--device", default="cuda")
-    parser.add_argument("--segments", type=int, default=3)
-    parser.add_argument("--segment-steps", type=int, default=300)
-    args = parser.parse_args()
+def train_watched(args: argparse.Namespace) -> tuple[dict, int]:
+    """Train the small CNN on the current settings' run; return the run's figures and its expected histogram rows."""
+    import emitter
+    from bench.watch_overhead import SmallCNN, measure, train_steps
+
+    run = emitter.init(project="gpu-check")
+    model = SmallCNN().to(args.device)
+    emitter.watch(model, log="all", log_freq=10, log_graph=True)
+    data = (torch.randn(32, 3, 32, 32, device=args.device), torch.randint(0, 10, (32,), device=args.device))
+    train_steps(model, torch.optim.SGD(model.parameters(), lr=0.01), data, 100, emitter.log)
+    emitter.unwatch(model)
+    out = measure(emitter, model, args.device, args.segments, args.segment_steps, log_freq=100)
+    out["watch_errors"] = run.summary.get("_pulse/watch_errors", 0)
+    out["run_id"] = run.id
+    emitter.finish()
+    params = len(list(model.parameters()))
+    # gradients and parameters: 100 steps at log_freq 10, then the watched segments at log_freq 100
+    return out, 2 * params * (100 // 10 + args.segments * (args.segment_steps // 100))
+
+
+def stored(address: str, run_id: str, expected_rows: int) -> dict:
+    """What the ingest stored of the run: GPU series, histogram rows, the model graph."""
+    from pulse.client import QueryClient
+
+    client = QueryClient(address, api_key="")
+
+    def query(sql: str) -> list[dict]:
+        return client.query(sql, {"r": run_id}).to_pylist()
+
+    try:
+        return {
+            "gpu_keys": sorted({r["key"] for r in query(
+                "SELECT DISTINCT key FROM system_metrics WHERE run_id = {r:String} AND startsWith(device, 'gpu')")}),
+            "gpu_devices": sorted({r["device"] for r in query(
+                "SELECT DISTINCT device FROM system_metrics WHERE run_id = {r:String} AND device != ''")}),
+            "histogram_rows": query("SELECT count() AS n FROM histograms WHERE run_id = {r:String}")[0]["n"],
+            "histogram_rows_expected": expected_rows,
+            "graph_stored": bool(query("SELECT graph FROM model_graphs WHERE run_id = {r:String}")),
+        }
+    finally:
+        client.close()
+
+
+def gpu_figures(args: argparse.Namespace) -> dict:
     out: dict = {"device": args.device, "torch": torch.__version__}
     if args.device.startswith("cuda"):
         if not torch.cuda.is_available():
@@ -77,40 +131,47 @@ def main() -> None:
         out["gpu_name"] = torch.cuda.get_device_name()
     out.update(stats_checks(args.device))
     out.update(nvml_check())
+    return out
 
-    from bench.harness import ingest_process
-    from bench.watch_overhead import SmallCNN, measure, train_steps
 
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--segments", type=int, default=3)
+    parser.add_argument("--segment-steps", type=int, default=300)
+    half = parser.add_mutually_exclusive_group()
+    half.add_argument("--offline", type=Path, metavar="DIR",
+                      help="run offline, saving the run and the figures in DIR (no ingest needed)")
+    half.add_argument("--upload", type=Path, metavar="DIR",
+                      help="sync an --offline DIR into a fresh ingest and add what it stored")
+    args = parser.parse_args()
     os.environ["PULSE_SYSTEM_INTERVAL"] = "0.5"
-    with ingest_process() as (address, _):
-        os.environ["PULSE_SERVER"] = address
-        import emitter
-        from pulse.client import QueryClient
 
-        run = emitter.init(project="gpu-check")
-        model = SmallCNN().to(args.device)
-        emitter.watch(model, log="all", log_freq=10, log_graph=True)
-        data = (torch.randn(32, 3, 32, 32, device=args.device), torch.randint(0, 10, (32,), device=args.device))
-        train_steps(model, torch.optim.SGD(model.parameters(), lr=0.01), data, 100, emitter.log)
-        emitter.unwatch(model)
-        out.update(measure(emitter, model, args.device, args.segments, args.segment_steps, log_freq=100))
-        out["watch_errors"] = run.summary.get("_pulse/watch_errors", 0)
-        emitter.finish()
-        client = QueryClient(address, api_key="")
+    if args.upload:
+        from bench.harness import ingest_process
+        from emitter.sync import sync
 
-        def query(sql: str) -> list[dict]:
-            return client.query(sql, {"r": run.id}).to_pylist()
+        out = json.loads((args.upload / FIGURES).read_text())
+        with ingest_process() as (address, _):
+            results = sync(args.upload, server=address)
+            out["synced_batches"] = sum(r.batches for r in results)
+            out["sync_errors"] = [r.reason for r in results if not r.uploaded]
+            out.update(stored(address, out["run_id"], out.pop("histogram_rows_expected")))
+    elif args.offline:
+        os.environ.update(PULSE_MODE="offline", PULSE_DIR=str(args.offline))
+        out = gpu_figures(args)
+        figures, expected = train_watched(args)
+        out.update(figures, histogram_rows_expected=expected)
+        (args.offline / FIGURES).write_text(json.dumps(out))
+    else:
+        from bench.harness import ingest_process
 
-        out["gpu_keys"] = sorted({r["key"] for r in query(
-            "SELECT DISTINCT key FROM system_metrics WHERE run_id = {r:String} AND startsWith(device, 'gpu')")})
-        out["gpu_devices"] = sorted({r["device"] for r in query(
-            "SELECT DISTINCT device FROM system_metrics WHERE run_id = {r:String} AND device != ''")})
-        out["histogram_rows"] = query("SELECT count() AS n FROM histograms WHERE run_id = {r:String}")[0]["n"]
-        params = len(list(model.parameters()))
-        # 100 steps at log_freq 10, then the watched segments at log_freq 100
-        out["histogram_rows_expected"] = 2 * params * (100 // 10 + args.segments * (args.segment_steps // 100))
-        out["graph_stored"] = bool(query("SELECT graph FROM model_graphs WHERE run_id = {r:String}"))
-        client.close()
+        out = gpu_figures(args)
+        with ingest_process() as (address, _):
+            os.environ["PULSE_SERVER"] = address
+            figures, expected = train_watched(args)
+            out.update(figures)
+            out.update(stored(address, figures["run_id"], expected))
     print(json.dumps(out))
 
 

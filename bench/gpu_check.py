@@ -2,8 +2,9 @@
 
 Checks, each measured:
 - `tensor_stats` on a CUDA tensor (with NaN and Inf in it) bins exactly as
-  `torch.histc` on its finite values, also in deterministic mode, and queues
-  no host synchronisation (`torch.cuda.set_sync_debug_mode("error")`);
+  `torch.histc` on its finite values, and `group_stats` of many small tensors
+  exactly as `tensor_stats` of each, also in deterministic mode, and neither
+  queues a host synchronisation (`torch.cuda.set_sync_debug_mode("error")`);
 - the NVML sampler sees the GPUs and reads its series;
 - a small CNN trained on the GPU with `watch(log="all")` and the system monitor
   on (every 0.5 s): the GPU series and histogram rows the ingest stored, and the
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -35,7 +37,8 @@ FIGURES = "gpu_check.json"
 
 
 def stats_checks(device: str) -> dict:
-    from emitter.torch_hooks import BINS, HEAD, tensor_stats
+    """tensor_stats (one large tensor) and group_stats (many small ones) against torch, on the device."""
+    from emitter.torch_hooks import BINS, HEAD, _flat, group_stats, tensor_stats
 
     torch.manual_seed(0)
     x = torch.randn(1_000_003, device=device) * 3
@@ -43,20 +46,44 @@ def stats_checks(device: str) -> dict:
     x[7], x[11] = float("inf"), -float("inf")
     finite = x[torch.isfinite(x)]
     reference = [int(c) for c in torch.histc(finite, BINS).tolist()]
-    result = {"histc_exact": [int(c) for c in tensor_stats(x).tolist()[HEAD:]] == reference}
+    small = [torch.randn(n, device=device) * (i + 1) for i, n in enumerate((10, 1000, 4096, 65_536, 300_000))]
+    small[1][3], small[2][5] = float("nan"), float("inf")
+    small.append(torch.full((7,), 2.5, device=device))
+    flats = [_flat(t) for t in small]
+
+    def group_exact() -> bool:
+        """Buckets, count of non-finite values, min, max and edges bit for bit; sum (in double) and norm close."""
+        for t, row, alone in zip(small, group_stats(flats).tolist(), [tensor_stats(t).tolist() for t in small]):
+            if row[HEAD:] != alone[HEAD:] or [row[i] for i in (0, 2, 3, 5, 6)] != [alone[i] for i in (0, 2, 3, 5, 6)]:
+                return False
+            values = t[torch.isfinite(t)].double()
+            if abs(row[1] - values.sum().item()) > 1e-9 * (1 + values.abs().sum().item()):
+                return False
+            if not (row[4] == alone[4] or abs(row[4] - alone[4]) <= 1e-5 * alone[4]
+                    or math.isnan(row[4]) and math.isnan(alone[4])):
+                return False
+        return True
+
+    result = {"histc_exact": [int(c) for c in tensor_stats(x).tolist()[HEAD:]] == reference,
+              "group_exact": group_exact()}
     if x.is_cuda:
         torch.cuda.synchronize()
-        torch.cuda.set_sync_debug_mode("error")
-        try:
-            tensor_stats(x)
-            result["stats_sync_free"] = True
-        except RuntimeError as exc:
-            result["stats_sync_free"] = f"{exc}"[:200]
-        finally:
-            torch.cuda.set_sync_debug_mode(0)
+        for name, compute in (("stats_sync_free", lambda: tensor_stats(x)),
+                              ("group_sync_free", lambda: group_stats(flats))):
+            torch.cuda.set_sync_debug_mode("error")
+            try:
+                compute()
+                result[name] = True
+            except RuntimeError as exc:
+                result[name] = f"{exc}"[:200]
+            finally:
+                torch.cuda.set_sync_debug_mode(0)
         torch.use_deterministic_algorithms(True)
         try:
             result["deterministic_exact"] = [int(c) for c in tensor_stats(x).tolist()[HEAD:]] == reference
+            result["group_deterministic_exact"] = group_exact()
+        except RuntimeError as exc:
+            result["group_deterministic_exact"] = f"{exc}"[:200]
         finally:
             torch.use_deterministic_algorithms(False)
     return result

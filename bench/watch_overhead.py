@@ -85,17 +85,22 @@ def measure(emitter, model: nn.Module, device: str, segments: int, segment_steps
 
 
 def logging_pass_ms(model: nn.Module, repeat: int = 20) -> float:
-    """Training-thread milliseconds to queue one logging pass's statistics (gradients and parameters)."""
-    from emitter.torch_hooks import tensor_stats
+    """Milliseconds to compute one logging pass's statistics (gradients and parameters), as the hooks do:
+    small tensors together, large ones alone."""
+    from emitter.torch_hooks import _flat, group_stats, small_limit, tensor_stats
 
-    params = [p for p in model.parameters() if p.grad is not None]
-    sync = torch.cuda.synchronize if params[0].is_cuda else (lambda: None)
+    tensors = [t for p in model.parameters() if p.grad is not None for t in (p.grad, p.detach())]
+    limit = small_limit(tensors[0].device)
+    small = [_flat(t) for t in tensors if t.numel() <= limit]
+    sync = torch.cuda.synchronize if tensors[0].is_cuda else (lambda: None)
     sync()
     start = time.perf_counter()
     for _ in range(repeat):
-        for p in params:
-            tensor_stats(p.grad)
-            tensor_stats(p.detach())
+        if small:
+            group_stats(small)
+        for t in tensors:
+            if t.numel() > limit:
+                tensor_stats(t)
     sync()
     return (time.perf_counter() - start) / repeat * 1000
 

@@ -2,17 +2,23 @@
 
 W&B semantics: `log_freq` counts backward passes (each parameter logs at
 its `log_freq`-th, `2 * log_freq`-th, ... gradient), and what is logged
-attaches to the step the user's next `log()` commits. Per parameter and
-logging pass, a hook that runs right after the gradient is accumulated
-queues one small tensor computed on the device, without waiting for it:
+attaches to the step the user's next `log()` commits. Per tensor and
+logging pass, one row of statistics is computed on the device, without
+waiting for it:
 
     [nonfinite, sum, min, max, norm, low edge, high edge, 64 bucket counts]
 
 (`min`, `max`, `sum` and the buckets cover the finite values; the buckets
-are `torch.histc` over [min, max]). The sender thread copies it to the host,
-the one device-to-host copy per parameter, and turns it into a
-`gradients/<name>` (or `parameters/<name>`) histogram, a `grad_norm/<name>`
-(or `param_norm/<name>`) scalar, and the gradient-health checks.
+are `torch.histc` over [min, max]). A hook that runs right after a
+parameter's gradient is accumulated computes the rows of a large tensor at
+once (`tensor_stats`); the small ones, a model's biases, norms and small
+layers, wait for the end of the backward pass and are computed together in
+a fixed number of kernels (`group_stats`), since on a GPU each small tensor
+would cost some thirty kernel launches for a few microseconds of work. The
+sender thread copies the rows to the host, one device-to-host copy per
+batch of rows, and turns each into a `gradients/<name>` (or
+`parameters/<name>`) histogram, a `grad_norm/<name>` (or
+`param_norm/<name>`) scalar, and the gradient-health checks.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import logging
 import math
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -35,13 +42,18 @@ BINS = 64
 HEAD = 7  # nonfinite, sum, min, max, norm, low edge, high edge
 CHUNK = 1 << 24  # histc counts in float32: exact up to 2**24 per call
 LOG_KINDS = ("gradients", "parameters", "all", None)
+# Tensors of up to SMALL elements are computed together at the end of the backward pass,
+# BATCH elements at a time at most (bounding the temporary memory on the device). On a
+# GPU a tensor alone costs some thirty kernel launches, whatever its size; on a CPU, where
+# an operation costs little more than its work, only tensors this small gain (measured).
+SMALL = {"cpu": 1 << 13}
+SMALL_ON_ACCELERATORS = 1 << 19
+BATCH = 1 << 22
 
 
 def tensor_stats(t: torch.Tensor, bins: int = BINS) -> torch.Tensor:
     """The statistics above as one float64 tensor on t's device; queues work, never synchronises."""
-    x = t.detach().reshape(-1)
-    if not x.is_floating_point() or x.element_size() < 4:
-        x = x.float()
+    x = _flat(t)
     if x.numel() == 0:
         return torch.zeros(HEAD + bins, dtype=torch.float64, device=x.device)
     finite = torch.isfinite(x)
@@ -79,37 +91,143 @@ def counts_by_sorting(scaled: torch.Tensor, bins: int) -> torch.Tensor:
     return bounds.diff()
 
 
-class ParamStats:
-    """One parameter's statistics at one logging pass, queued as ("deferred", stats)."""
+def small_limit(device: torch.device) -> int:
+    """The largest tensor on `device` whose statistics are computed with the rest of its pass."""
+    return SMALL.get(device.type, SMALL_ON_ACCELERATORS)
 
-    __slots__ = ("key", "step", "ts_us", "numel", "packed", "kinds", "watch")
-    weight = 2
 
-    def __init__(self, key: str, step: int, ts_us: int, numel: int, packed: torch.Tensor,
-                 kinds: tuple[str, ...], watch: RunWatch) -> None:
-        self.key, self.step, self.ts_us, self.numel = key, step, ts_us, numel
-        self.packed, self.kinds, self.watch = packed, kinds, watch
+def _flat(t: torch.Tensor) -> torch.Tensor:
+    """t as one dimension of at least single precision: the values the statistics are taken of."""
+    x = t.detach().reshape(-1)
+    return x if x.is_floating_point() and x.element_size() >= 4 else x.float()
+
+
+def group_stats(flats: list[torch.Tensor], bins: int = BINS) -> torch.Tensor:
+    """`tensor_stats` of many non-empty `_flat` tensors of one device and dtype, as the rows of one tensor.
+
+    Some thirty kernels whatever their number: segmented reductions over their
+    concatenation, and one scatter of every value's (row, bucket). Bins exactly
+    as `tensor_stats` (the same arithmetic per value); queues work, never
+    synchronises (the per-shape constants are copied to the device once).
+    """
+    x = torch.cat(flats)
+    rows, n = len(flats), x.numel()
+    lengths, counted, first_bucket = _segments(tuple(f.numel() for f in flats), x.device, x.dtype, bins)
+
+    def reduce(values: torch.Tensor, how: str) -> torch.Tensor:
+        return torch.segment_reduce(values, how, lengths=lengths, unsafe=True)
+
+    def each(per_row: torch.Tensor) -> torch.Tensor:  # a row's value beside each of its elements
+        return torch.repeat_interleave(per_row, lengths, output_size=n)
+
+    finite = torch.isfinite(x)
+    nonfinite = counted - reduce(finite.to(x.dtype), "sum")
+    total = reduce(torch.where(finite, x, 0.0).double(), "sum")  # segment sums add in order: in double
+    low = reduce(torch.where(finite, x, math.inf), "min")
+    high = reduce(torch.where(finite, x, -math.inf), "max")
+    norm = torch.stack(torch._foreach_norm(flats))
+    widen = (low == high).to(x.dtype)  # as torch.histc widens a zero range
+    low_edge, high_edge = low - widen, high + widen
+    scaled = (x - each(low_edge)) / each(high_edge - low_edge)
+    inside = (scaled >= 0) & (scaled <= 1)  # False for NaN and Inf
+    bucket = (torch.where(inside, scaled, 0) * bins).long().clamp(max=bins - 1) + each(first_bucket)
+    counts = torch.zeros(rows * bins + 1, dtype=torch.int64, device=x.device)  # the last one takes the rest
+    counts.index_add_(0, torch.where(inside, bucket, rows * bins), torch.ones_like(bucket))
+    head = torch.stack([nonfinite, low, high, norm, low_edge, high_edge], dim=1).double()
+    return torch.cat([head[:, :1], total[:, None], head[:, 1:], counts[:-1].view(rows, bins).double()], dim=1)
+
+
+_segment_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+
+
+def _segments(sizes: tuple[int, ...], device: torch.device, dtype: torch.dtype,
+              bins: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(lengths, lengths as dtype, each row's first bucket) on the device; a model's passes share them."""
+    key = (sizes, device, dtype, bins)
+    cached = _segment_cache.get(key)
+    if cached is None:
+        if len(_segment_cache) >= 64:
+            _segment_cache.clear()
+        host = torch.tensor(sizes, dtype=torch.int64)
+        values = (host, host.to(dtype), torch.arange(len(sizes), dtype=torch.int64) * bins)
+        if device.type == "cuda":  # an asynchronous copy from pinned memory: no synchronisation
+            values = tuple(v.pin_memory().to(device, non_blocking=True) for v in values)
+        elif device.type != "cpu":
+            values = tuple(v.to(device) for v in values)
+        cached = _segment_cache[key] = values
+    return cached
+
+
+class Statistics:
+    """Rows of statistics (`tensor_stats`) of watched tensors at one logging pass, queued as ("deferred", stats)."""
+
+    __slots__ = ("key", "step", "ts_us", "entries", "packed", "watch", "weight")
+
+    def __init__(self, step: int, ts_us: int, entries: list[tuple[str, str, int]], packed: torch.Tensor,
+                 watch: RunWatch) -> None:
+        self.key = f"{entries[0][1]}/{entries[0][0]}"  # what a failure names
+        self.step, self.ts_us, self.entries, self.packed, self.watch = step, ts_us, entries, packed, watch
+        self.weight = 1 + len(entries)  # a histogram and a norm each
 
     def encode(self, batch: pb.Batch) -> tuple[int, int, dict]:
-        values = self.packed.tolist()  # the device-to-host copy; waits for the device, on this thread
-        row = {}
-        size = HEAD + BINS
-        for i, kind in enumerate(self.kinds):
-            stats = values[i * size:(i + 1) * size]
+        rows = self.packed.tolist()  # the device-to-host copy; waits for the device, on this thread
+        norms = {}
+        for (key, kind, numel), stats in zip(self.entries, rows):
             nonfinite, total, low, high, norm, low_edge, high_edge = stats[:HEAD]
             counts = [int(c) for c in stats[HEAD:]]
-            if nonfinite == self.numel:  # nothing finite: an empty histogram
+            if nonfinite == numel:  # nothing finite: an empty histogram
                 low = high = low_edge = high_edge = 0.0
             edges = [low_edge + (high_edge - low_edge) * j / BINS for j in range(BINS)] + [high_edge]
             batch.histograms.append(pb.Histogram(
-                key=f"{kind}/{self.key}", step=self.step, ts_us=self.ts_us, count=self.numel, sum=total,
-                min=low, max=high, nonfinite=int(nonfinite), bucket_edges=edges, bucket_counts=counts))
+                key=f"{kind}/{key}", step=self.step, ts_us=self.ts_us, count=numel, sum=total, min=low, max=high,
+                nonfinite=int(nonfinite), bucket_edges=edges, bucket_counts=counts))
             if kind == "gradients":
-                row[f"grad_norm/{self.key}"] = norm
-                self.watch.check_health(batch, self.key, self.step, norm, int(nonfinite))
+                norms[f"grad_norm/{key}"] = norm
+                self.watch.check_health(batch, key, self.step, norm, int(nonfinite))
             else:
-                row[f"param_norm/{self.key}"] = norm
-        return self.step, self.ts_us, row
+                norms[f"param_norm/{key}"] = norm
+        return self.step, self.ts_us, norms
+
+
+class PassBatch:
+    """The small tensors one backward pass logs, computed together (`group_stats`) when the pass ends.
+
+    The autograd engine holds it (its final callback) until then; the run's
+    RunWatch only a weak reference, so a backward pass that fails before its
+    callbacks run takes its batch, and the tensors it holds, with it.
+    """
+
+    def __init__(self, watch: RunWatch, run: Any) -> None:
+        self.watch, self.run = watch, weakref.ref(run)
+        self.step, self.ts_us = run.step, time.time_ns() // 1000
+        self.groups: dict[tuple, tuple[list, list]] = {}  # (device, dtype): (entries, flat tensors)
+        self.done = False
+
+    def add(self, entry: tuple[str, str, int], flat: torch.Tensor) -> None:
+        group = (flat.device, flat.dtype)
+        entries, flats = self.groups.setdefault(group, ([], []))
+        entries.append(entry)
+        flats.append(flat)
+        if sum(f.numel() for f in flats) >= BATCH:
+            self._compute(group)
+
+    def finish(self) -> None:
+        """The engine's final callback: runs inside the user's backward(), so it never raises."""
+        self.done = True
+        for group in list(self.groups):
+            self._compute(group)
+
+    def _compute(self, group: tuple) -> None:
+        entries, flats = self.groups.pop(group)
+        run = self.run()
+        if run is None or run._disabled:
+            return
+        try:
+            with torch.no_grad():
+                packed = group_stats(flats)
+            run._enqueue("deferred", Statistics(self.step, self.ts_us, entries, packed, self.watch))
+        except Exception as exc:
+            self.watch.failed(f"{entries[0][1]}/{entries[0][0]} and {len(entries) - 1} more", exc)
 
 
 class Watcher:
@@ -124,7 +242,6 @@ class Watcher:
         self.log_freq = log_freq
         self.handles: list[Any] = []
         self.tracer: HookTracer | None = None
-        self.errors = 0
         if kinds:
             for name, param in model.named_parameters():
                 if param.requires_grad:
@@ -141,13 +258,8 @@ class Watcher:
             backwards = 0
             try:
                 self._record(key, param)
-            except Exception as exc:  # never break the user's backward pass; counted, logged once
-                self.errors += 1
-                if self.errors == 1:
-                    log.warning("pulse: watch() failed on %s (%s: %s); it goes on", key, type(exc).__name__, exc)
-                run = self.watch.run()
-                if run is not None:
-                    run.tracker.set_explicit({"_pulse/watch_errors": self.errors})
+            except Exception as exc:  # never break the user's backward pass
+                self.watch.failed(key, exc)
 
         return after_accumulate
 
@@ -155,13 +267,20 @@ class Watcher:
         run = self.watch.run()
         if run is None or run._disabled:
             return
-        kinds = tuple(kind for kind in self.kinds if kind == "parameters" or param.grad is not None)
-        if kinds:
-            with torch.no_grad():
-                parts = [tensor_stats(param.grad if kind == "gradients" else param) for kind in kinds]
-            packed = parts[0] if len(parts) == 1 else torch.cat(parts)  # one copy to the host, later
-            run._enqueue("deferred", ParamStats(key, run.step, time.time_ns() // 1000, param.numel(), packed,
-                                                kinds, self.watch))
+        alone = []
+        with torch.no_grad():
+            for kind in self.kinds:
+                tensor = param.grad if kind == "gradients" else param
+                if tensor is None:
+                    continue
+                entry = (key, kind, tensor.numel())
+                if 0 < tensor.numel() <= small_limit(tensor.device):
+                    self.watch.defer(run, entry, _flat(tensor))
+                else:
+                    alone.append((entry, tensor_stats(tensor)))
+        if alone:
+            run._enqueue("deferred", Statistics(run.step, time.time_ns() // 1000, [e for e, _ in alone],
+                                                torch.stack([stats for _, stats in alone]), self.watch))
 
     def remove(self) -> None:
         for handle in self.handles:
@@ -180,6 +299,31 @@ class RunWatch:
         self.models = 0
         self.health: GradientHealth | None = None
         self.graphs: dict[str, dict] = {}
+        self.errors = 0
+        self._pass: Callable[[], PassBatch | None] = lambda: None
+
+    def defer(self, run: Any, entry: tuple[str, str, int], flat: torch.Tensor) -> None:
+        """Add a small tensor to this backward pass's batch (a new one at a pass's first)."""
+        batch = self._pass()
+        if batch is None or batch.done:
+            batch = PassBatch(self, run)
+            try:
+                torch.autograd.Variable._execution_engine.queue_callback(batch.finish)
+            except RuntimeError:  # not inside a backward pass (a hook called by hand): compute at once
+                batch.add(entry, flat)
+                batch.finish()
+                return
+            self._pass = weakref.ref(batch)
+        batch.add(entry, flat)
+
+    def failed(self, what: str, exc: Exception) -> None:
+        """A failure computing statistics: counted in the summary and logged once; training goes on."""
+        self.errors += 1
+        if self.errors == 1:
+            log.warning("pulse: watch() failed on %s (%s: %s); it goes on", what, type(exc).__name__, exc)
+        run = self.run()
+        if run is not None:
+            run.tracker.set_explicit({"_pulse/watch_errors": self.errors})
 
     def check_health(self, batch: pb.Batch, key: str, step: int, norm: float, nonfinite: int) -> None:
         """On the sender thread: new flags become alerts in this batch and update the summary."""

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import emitter
-from emitter.torch_hooks import BINS, HEAD, counts_by_sorting, tensor_stats
+from emitter.torch_hooks import BINS, HEAD, _flat, counts_by_sorting, group_stats, small_limit, tensor_stats
 
 
 def project() -> str:
@@ -223,6 +223,68 @@ def test_device_statistics_bin_finite_values_exactly_as_torch_histc(values):
         assert total == pytest.approx(finite.sum().item(), rel=1e-4, abs=1e-3)
     else:
         assert counts == [0] * BINS
+
+
+values_with_nonfinite = st.lists(st.one_of(st.floats(-1e6, 1e6, width=32), st.sampled_from(
+    [math.nan, math.inf, -math.inf])), min_size=1, max_size=60)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(values_with_nonfinite, min_size=1, max_size=8), st.booleans())
+def test_statistics_of_many_small_tensors_together_equal_each_tensors_own(tensors, half):
+    tensors = [torch.tensor(t, dtype=torch.float32) for t in tensors]
+    if half:
+        tensors = [t.half() for t in tensors]
+    rows = group_stats([_flat(t) for t in tensors]).tolist()
+    for t, row in zip(tensors, rows):
+        alone = tensor_stats(t).tolist()
+        assert row[HEAD:] == alone[HEAD:]  # the same buckets
+        for i in (0, 2, 3, 4, 5, 6):  # nonfinite, min, max, norm, edges: bit for bit
+            assert row[i] == alone[i] or (math.isnan(row[i]) and math.isnan(alone[i]))
+        finite = [v for v in t.float().tolist() if math.isfinite(v)]
+        assert row[1] == pytest.approx(math.fsum(finite), abs=1e-9 * (1 + sum(map(abs, finite))))
+
+
+class Wide(nn.Module):
+    """A layer too big to batch (more weights than small_limit) between small ones."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        width = small_limit(torch.device("cpu")) // 64 + 1
+        self.a, self.wide, self.b = nn.Linear(8, 64), nn.Linear(64, width), nn.Linear(width, 2)
+        assert self.wide.weight.numel() > small_limit(self.wide.weight.device) >= self.b.weight.numel()
+
+    def forward(self, x: torch.Tensor, fail: bool = False) -> torch.Tensor:
+        h = torch.relu(self.wide(torch.relu(self.a(x))))
+        if fail:  # raised in the middle of backward, after b's gradients were accumulated
+            h.register_hook(lambda g: (_ for _ in ()).throw(RuntimeError("boom")))
+        return self.b(h)
+
+
+def test_large_and_small_tensors_are_logged_every_pass_and_a_failed_backward_loses_only_its_own(emitter_env):
+    torch.manual_seed(0)
+    model = Wide()
+    run = emitter.init(project=project())
+    emitter.watch(model, log="all", log_freq=1)
+    for step in range(4):
+        loss = model(torch.randn(4, 8), fail=step == 1).sum()
+        if step == 1:
+            with pytest.raises(RuntimeError, match="boom"):
+                loss.backward()
+        else:
+            loss.backward()
+        model.zero_grad()
+        emitter.log({"step": step})
+    emitter.finish()
+
+    rows = emitter_env.query("SELECT key, step, count FROM histograms FINAL WHERE run_id = {r:String}", r=run.id)
+    keys = {f"{kind}/{name}": p.numel() for name, p in model.named_parameters()
+            for kind in ("gradients", "parameters")}
+    for step in (0, 2, 3):
+        assert {r["key"]: r["count"] for r in rows if r["step"] == step} == keys
+    # b's gradients were accumulated before the failure, but its pass's batch went with the failed backward
+    assert [r for r in rows if r["step"] == 1] == []
+    assert run.summary.get("_pulse/watch_errors") is None
 
 
 def test_device_statistics_of_half_precision_constant_and_empty_tensors():

@@ -10,7 +10,7 @@ Checks, each measured:
   on (every 0.5 s): the GPU series and histogram rows the ingest stored, and the
   training-loop overhead of watch() at log_freq=100.
 
-    python -m bench.gpu_check [--device cuda] [--segments 3] [--segment-steps 300]
+    python -m bench.gpu_check [--device cuda] [--segments 8] [--segment-steps 500]
 
 `--device cpu` runs the same script where there is no GPU (the GPU figures are then empty).
 
@@ -164,8 +164,8 @@ def gpu_figures(args: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--segments", type=int, default=3)
-    parser.add_argument("--segment-steps", type=int, default=300)
+    parser.add_argument("--segments", type=int, default=8, help="pairs of plain and watched segments")
+    parser.add_argument("--segment-steps", type=int, default=500)
     half = parser.add_mutually_exclusive_group()
     half.add_argument("--offline", type=Path, metavar="DIR",
                       help="run offline, saving the run and the figures in DIR (no ingest needed)")

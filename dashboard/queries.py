@@ -13,12 +13,10 @@ from __future__ import annotations
 
 PROJECTS = "SELECT DISTINCT project FROM runs ORDER BY project"
 
-# When a run ended: its last heartbeat when it crashed (the reaper's stamp is later), the finish
-# stamp otherwise; still running means now.
+# When a run ended: its last heartbeat, which a finish sets to the time the run finished (the reaper
+# writes a crash later); still running means now.
 DURATION = """
-dateDiff('millisecond', created_at,
-         multiIf(state = 'running', now64(6), state = 'crashed', heartbeat_at,
-                 greatest(heartbeat_at, updated_at))) / 1000.0
+dateDiff('millisecond', created_at, if(state = 'running', now64(6), heartbeat_at)) / 1000.0
 """
 
 # The emitter writes NaN and Infinity into summaries (Python's json does), which ClickHouse's JSON

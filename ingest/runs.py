@@ -20,7 +20,7 @@ import pyarrow as pa
 from pulse.v1 import telemetry_pb2 as pb
 
 from .storage import Store
-from .validate import TS
+from .validate import MAX_TS_US, MIN_TS_US, TS
 
 COLUMNS = ("project", "run_id", "name", "group", "job_type", "tags", "notes", "sweep_id", "config",
            "state", "exit_code", "error", "host", "created_at", "updated_at", "heartbeat_at",
@@ -219,7 +219,12 @@ def _apply_event(run: dict[str, Any] | None, key: Key, event: pb.Event, stamp: i
     elif kind == "summary":
         run["summary"] = event.summary.summary_json or "{}"
     elif kind == "finish":
-        run.update(state=event.finish.state, exit_code=event.finish.exit_code, error=event.finish.error)
+        finish = event.finish
+        run.update(state=finish.state, exit_code=finish.exit_code, error=finish.error)
+        if MIN_TS_US <= finish.ts_us <= MAX_TS_US:
+            # The run's last sign of life is when it finished, not when the finish arrived:
+            # a run uploaded by `pulse sync` days later keeps its real end (and duration).
+            run["heartbeat_at"] = max(run["created_at"], finish.ts_us)
     elif kind == "metric":
         definitions = json.loads(run["metric_defs"] or "{}")
         m = event.metric

@@ -7,8 +7,11 @@ import threading
 import time
 import uuid
 
+import pytest
+
 import emitter
 from conftest import run_script, wait_for
+from dashboard.queries import DURATION
 
 
 def project() -> str:
@@ -120,12 +123,20 @@ def test_offline_run_is_uploaded_by_pulse_sync(emitter_env, tmp_path):
     run_id = done.stdout.split("RUN ")[1].strip()
     assert emitter_env.run_row(name, run_id) is None  # nothing was sent
 
+    time.sleep(0.05)
+    sync_started_us = time.time_ns() // 1000
     synced = run_script("from pulse.cli import main; raise SystemExit(main(['sync']))",
                         {**env, "PULSE_SERVER": emitter_env.address})
     assert synced.returncode == 0, synced.stdout + synced.stderr
     assert emitter_env.scalar("SELECT count() FROM metrics FINAL WHERE run_id = {r:String}", r=run_id) == 300
     row = emitter_env.run_row(name, run_id)
     assert row["state"] == "finished" and '"lr": 0.5' in row["config"]
+    # it ended when it finished, before the upload began, and its duration says so
+    [times] = emitter_env.query(f"SELECT toUnixTimestamp64Micro(created_at) AS created, toUnixTimestamp64Micro("
+                                f"heartbeat_at) AS ended, {DURATION} AS duration_s FROM runs FINAL "
+                                "WHERE run_id = {r:String}", r=run_id)
+    assert times["created"] < times["ended"] < sync_started_us
+    assert times["duration_s"] == pytest.approx((times["ended"] - times["created"]) / 1e6, abs=0.002)
 
 
 def test_disabled_mode_logs_nothing_and_never_touches_disk(emitter_env, tmp_path, monkeypatch):

@@ -16,9 +16,10 @@ import struct
 import threading
 import time
 from collections import deque
+from pathlib import Path
 
 from .encode import Encoder
-from .spool import Spool, SpoolFull
+from .spool import OVERFLOW, Spool, SpoolFull
 from .summary import SummaryTracker
 
 log = logging.getLogger("pulse")
@@ -26,12 +27,39 @@ SPILL_RECORDS = 512
 # Event kinds kept even when the spool is full: what makes a run a run.
 LIFECYCLE = frozenset({"start", "config", "summary", "finish", "metric", "alert", "graph", "heartbeat"})
 LENGTH = struct.Struct("<I")
+MAX_BATCH_VALUES = 20_000  # values per batch, well under the ingest's batch limit
+
+
+def write_overflow(path: Path, project: str, run_id: str, records: list) -> None:
+    """Append records to a spool's overflow file: length-prefixed pickles that say whose records they are."""
+    data = pickle.dumps((project, run_id, records), protocol=pickle.HIGHEST_PROTOCOL)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.write(fd, LENGTH.pack(len(data)) + data)
+    finally:
+        os.close(fd)
+
+
+def read_overflow(data: bytes) -> tuple[str, str, list]:
+    """(project, run_id, records) of an overflow file's bytes; a torn last chunk (a kill mid-write) is skipped."""
+    project = run_id = ""
+    records: list = []
+    offset = 0
+    while offset + LENGTH.size <= len(data):
+        (size,) = LENGTH.unpack_from(data, offset)
+        chunk = data[offset + LENGTH.size:offset + LENGTH.size + size]
+        if len(chunk) < size:
+            break
+        project, run_id, part = pickle.loads(chunk)
+        records.extend(part)
+        offset += LENGTH.size + size
+    return project, run_id, records
 
 
 class Batcher:
     def __init__(self, encoder: Encoder, spool: Spool, tracker: SummaryTracker, *,
                  interval: float = 0.1, heartbeat_interval: float = 5.0, max_values: int = 1_000_000,
-                 max_batch_values: int = 20_000, on_batch=None) -> None:
+                 max_batch_values: int = MAX_BATCH_VALUES, on_batch=None) -> None:
         self.queue: deque = deque()
         self.max_values = max_values
         self.appended_values = 0  # written by the training thread only
@@ -49,7 +77,7 @@ class Batcher:
         self._completed = 0
         self._stopping = False
         self._overflow: list = []
-        self._overflow_path = spool.directory / "overflow.pkl"
+        self._overflow_path = spool.directory / OVERFLOW
         self._overflow_lock = threading.Lock()
         self._last_batch = 0.0
         self._sent_summary = -1
@@ -78,13 +106,8 @@ class Batcher:
         records, self._overflow = self._overflow, []
         if not records:
             return
-        data = pickle.dumps(records, protocol=pickle.HIGHEST_PROTOCOL)
         with self._overflow_lock:
-            fd = os.open(self._overflow_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            try:
-                os.write(fd, LENGTH.pack(len(data)) + data)
-            finally:
-                os.close(fd)
+            write_overflow(self._overflow_path, self._encoder.project, self._encoder.run_id, records)
 
     def flush(self, timeout: float) -> bool:
         """Encode and spool everything queued so far; True if done within `timeout`."""
@@ -198,12 +221,7 @@ class Batcher:
             except FileNotFoundError:
                 return []
             self._overflow_path.unlink()
-        records, offset = [], 0
-        while offset + LENGTH.size <= len(data):
-            (size,) = LENGTH.unpack_from(data, offset)
-            records.extend(pickle.loads(data[offset + LENGTH.size:offset + LENGTH.size + size]))
-            offset += LENGTH.size + size
-        return records
+        return read_overflow(data)[2]
 
     # -- fork -----------------------------------------------------------------
 

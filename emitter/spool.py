@@ -9,8 +9,10 @@ when `finish()` times out, or when the process is killed, is on disk for
 Layout: `PULSE_DIR/spool/<run_id>.<stream_id>/NNNNNNNN.wal`, each a sequence of
 records `seq (u64) | length (u32) | crc32 (u32) | Batch bytes`. A torn record
 at the end of a segment (a kill mid-write) fails its checksum and is ignored.
-Writes go straight to the file descriptor, unbuffered, so a forked child has
-no buffered bytes of ours to flush twice.
+Beside them, `overflow.pkl` holds records spilled past the emitter's queue
+bound before they were encoded (see `batcher.write_overflow`). Writes go
+straight to the file descriptor, unbuffered, so a forked child has no
+buffered bytes of ours to flush twice.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 
 HEADER = struct.Struct("<QII")
 SEGMENT_BYTES = 16 << 20
+OVERFLOW = "overflow.pkl"
 
 
 @dataclass(frozen=True)
@@ -185,8 +188,8 @@ def read_segment(directory: Path, segment: int) -> Iterator[Entry]:
 
 
 def spooled_streams(root: Path) -> list[Path]:
-    """Stream directories under `PULSE_DIR/spool` that still hold batches."""
+    """Stream directories under `PULSE_DIR/spool` that still hold batches, or records spilled past the queue."""
     base = root / "spool"
     if not base.is_dir():
         return []
-    return sorted(p for p in base.iterdir() if p.is_dir() and any(p.glob("*.wal")))
+    return sorted(p for p in base.iterdir() if p.is_dir() and (any(p.glob("*.wal")) or (p / OVERFLOW).exists()))

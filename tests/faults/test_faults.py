@@ -186,3 +186,48 @@ def test_twenty_emitters_for_sixty_seconds_with_an_ingest_restart(fresh_ingest, 
     for run_id, steps in zip(run_ids, results):
         assert_exact(fresh_ingest, run_id, steps)
         assert fresh_ingest.run_row(project, run_id)["state"] == "finished"
+
+
+def test_records_a_killed_trainer_spilled_past_its_queue_bound_are_uploaded_by_pulse_sync(emitter_env, tmp_path):
+    from emitter.batcher import read_overflow
+    from emitter.spool import OVERFLOW, Spool
+    from pulse.v1 import telemetry_pb2 as pb
+
+    project = f"spilled-{uuid.uuid4().hex[:6]}"
+    trainer = """
+        import os, signal, emitter
+        run = emitter.init(project=os.environ["FAULT_PROJECT"])
+        print("RUN", run.id, flush=True)
+        for step in range(200_000):  # far past a queue of 1,000 values: most records spill to overflow.pkl
+            emitter.log({f"k{j}": step * 10 + j for j in range(10)})
+        os.kill(os.getpid(), signal.SIGKILL)
+    """
+    for attempt in range(3):  # the sender takes the file when it wakes: a kill right after that leaves none
+        pulse_dir = tmp_path / f"pulse{attempt}"
+        env = {"PULSE_MODE": "offline", "PULSE_DIR": str(pulse_dir), "PULSE_QUEUE_MAX_VALUES": "1000",
+               "FAULT_PROJECT": project}
+        killed = run_script(trainer, env)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        [stream] = (pulse_dir / "spool").iterdir()
+        if (stream / OVERFLOW).exists():
+            break
+    run_id = killed.stdout.split("RUN ")[1].split()[0]
+
+    # What the kill left on disk: encoded batches, and records never encoded
+    spool, encoded = Spool(stream), set()
+    entry = spool.after(0, 0)
+    while entry is not None:
+        encoded.update(pb.Batch.FromString(spool.read(entry)).scalars.step)
+        entry = spool.after(entry.seq, 0)
+    spool.close(remove_if_empty=False)
+    spilled = {step for step, _, _ in read_overflow((stream / OVERFLOW).read_bytes())[2]}
+    assert spilled - encoded, "the overflow file holds steps no batch has"
+
+    synced = run_script("from pulse.cli import main; raise SystemExit(main(['sync']))",
+                        {**env, "PULSE_SERVER": emitter_env.address})
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    stored = emitter_env.query("SELECT step, count() AS keys, countIf(value != step * 10 + toUInt8(substring(key, "
+                               "2))) AS wrong FROM metrics FINAL WHERE run_id = {r:String} GROUP BY step", r=run_id)
+    assert {r["step"] for r in stored} == encoded | spilled
+    assert all(r["keys"] == 10 and r["wrong"] == 0 for r in stored)
+    assert not (pulse_dir / "spool").exists() or not any((pulse_dir / "spool").iterdir())

@@ -7,11 +7,12 @@ named by a URL (`--blobs`, `PULSE_BLOB_URL`):
 - `file:///path` or a plain path: a directory, `<root>/<sha[:2]>/<sha>.<ext>`.
   The embedded default is `<data dir>/blobs`; for several ingest replicas, a
   directory they all mount.
-- `s3://bucket/prefix`: an S3-compatible bucket. Not implemented yet: an
-  implementation of `BlobStore` (put/get) plugs in at `open_blob_store`.
+- `s3://bucket/prefix`: an S3 bucket or an S3-compatible server's,
+  `<prefix>/<sha[:2]>/<sha>.<ext>`; credentials, region and endpoint
+  (`PULSE_S3_ENDPOINT`) from the environment, see `pulse/s3.py`.
 
-Blobs are written (and fsynced) before the batch's rows are buffered, so an
-acknowledged media row always has its bytes.
+Blobs are written (fsynced, or acknowledged by S3) before the batch's rows are
+buffered, so an acknowledged media row always has its bytes.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import secrets
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
+
+from pulse.s3 import S3Client, parse_s3_url
 
 log = logging.getLogger(__name__)
 EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "image/webp": ".webp",
@@ -68,12 +71,35 @@ class DirectoryBlobStore:
         return path.read_bytes()
 
 
+class S3BlobStore:
+    def __init__(self, url: str, client: S3Client | None = None) -> None:
+        bucket, prefix = parse_s3_url(url)
+        self.client = client or S3Client(bucket)
+        self.prefix = prefix.strip("/")
+        self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
+
+    def key(self, sha256: str, mime: str) -> str:
+        name = f"{sha256[:2]}/{sha256}{EXTENSIONS.get(mime, '.bin')}"
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def put(self, sha256: str, data: bytes, mime: str) -> str:
+        key = self.key(sha256, mime)
+        if not self.client.exists(key):  # the same image logged again costs a HEAD, not an upload
+            self.client.put(key, data, mime)
+        return f"s3://{self.client.bucket}/{key}"
+
+    def get(self, uri: str) -> bytes:
+        bucket, key = parse_s3_url(uri)
+        if bucket != self.client.bucket or not key.startswith(self.prefix):
+            raise ValueError(f"{uri} is not in this blob store ({self.url})")
+        return self.client.get(key)
+
+
 def open_blob_store(url: str) -> BlobStore:
     """The blob store a URL names (see the module docstring)."""
     parsed = urlparse(url)
-    if parsed.scheme in ("s3", "gs", "http", "https"):
-        raise NotImplementedError(f"blob store {url!r}: only directories are implemented so far; use a "
-                                  "directory every ingest replica mounts (file:///shared/pulse-blobs)")
+    if parsed.scheme == "s3":
+        return S3BlobStore(url)
     if parsed.scheme not in ("", "file"):
         raise ValueError(f"blob store URL {url!r} must be a path, file:///path or s3://bucket/prefix")
     return DirectoryBlobStore(unquote(parsed.path) if parsed.scheme == "file" else url)

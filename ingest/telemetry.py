@@ -45,6 +45,7 @@ class StreamAbort(Exception):
 
 
 _END = object()
+BLOB_RETRY_MS = 2000
 
 
 class TelemetryService:
@@ -134,7 +135,12 @@ class TelemetryService:
         with self._acked_lock:
             if batch.seq <= self._acked.get(batch.stream_id, 0):
                 return ack, 0  # a resent batch we already committed
-        decoded = decode(batch, self._blobs)
+        try:
+            decoded = decode(batch, self._blobs)
+        except OSError as exc:  # the blob store (a directory, S3) failed: nothing is kept, the client resends
+            log.warning("blob store failed for a batch of %s/%s: %s", batch.project, batch.run_id, exc)
+            raise StreamAbort(grpc.StatusCode.UNAVAILABLE, f"the media blob store failed: {exc}",
+                              BLOB_RETRY_MS) from exc
         ack.rejected.extend(decoded.rejected)
         try:
             self._registry.apply(batch, decoded.events)

@@ -310,7 +310,7 @@ def _media(batch: pb.Batch, out: Decoded, blobs: BlobStore | None) -> pa.Table:
             if m.sha256 and m.sha256 != sha:
                 out.reject(what, f"sha256 {m.sha256} does not match the bytes (their sha256 is {sha})")
                 continue
-            uri = blobs.put(sha, m.data, m.mime)  # an OSError fails the batch: the client resends it
+            uri = blobs.put(sha, m.data, m.mime)  # an OSError (disk, S3) fails the batch: the client resends it
         rows.append((m, uri, sha))
     n = len(rows)
     return pa.table({

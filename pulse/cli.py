@@ -29,7 +29,7 @@ def _ingest_config(args: argparse.Namespace):
                         max_buffer_rows=args.max_buffer_rows, auth=args.auth, insecure=args.insecure,
                         tls_cert=args.tls_cert or "", tls_key=args.tls_key or "",
                         admin_key_path=os.path.join(os.path.abspath(os.path.expanduser(args.data)), "admin-key"),
-                        cluster=args.cluster or "")
+                        cluster=args.cluster or "", blob_url=args.blobs or "")
 
 
 def _add_ingest_flags(p: argparse.ArgumentParser) -> None:
@@ -51,6 +51,9 @@ def _add_ingest_flags(p: argparse.ArgumentParser) -> None:
                    help="allow listening on a non-loopback address without --auth")
     p.add_argument("--tls-cert", help="PEM certificate chain: serve gRPC over TLS")
     p.add_argument("--tls-key", help="PEM private key for --tls-cert")
+    p.add_argument("--blobs", metavar="URL",
+                   help="where media bytes go: a directory (file:///...) or s3://bucket/prefix "
+                        "(default: $PULSE_BLOB_URL, else <data dir>/blobs)")
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:

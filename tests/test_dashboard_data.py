@@ -249,8 +249,8 @@ def test_media_rows_and_their_blobs(store) -> None:
         read_blob(items[1]["uri"], items[0]["sha256"])
     with pytest.raises(BlobUnavailable, match="outside the blob store"):
         read_blob(items[1]["uri"], items[1]["sha256"], root="/nonexistent-root")
-    with pytest.raises(BlobUnavailable, match="s3:// media"):
-        read_blob("s3://bucket/key.png", "")
+    with pytest.raises(BlobUnavailable, match="gs:// media are not readable"):
+        read_blob("gs://bucket/key.png", "")
 
 
 # -- sweeps -----------------------------------------------------------------------------------------------

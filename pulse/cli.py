@@ -61,7 +61,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     try:
         serve(_ingest_config(args))
-    except PermissionError as exc:
+    except (PermissionError, ValueError) as exc:  # refused settings: say which, without a traceback
         print(f"pulse ingest: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -72,7 +72,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     try:
         return run_stack(_ingest_config(args), ui_port=None if args.no_ui else args.ui_port)
-    except PermissionError as exc:
+    except (PermissionError, ValueError) as exc:  # refused settings: say which, without a traceback
         print(f"pulse up: {exc}", file=sys.stderr)
         return 2
 

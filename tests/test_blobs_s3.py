@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import threading
 import uuid
 
@@ -11,7 +13,7 @@ import pytest
 from PIL import Image as PILImage
 
 import emitter
-from conftest import Ingest, free_port
+from conftest import ROOT, Ingest, free_port
 from dashboard.blobs import BlobUnavailable, read_blob
 from fixtures.s3_server import serve_s3
 from pulse.s3 import S3Client, S3Config, S3Error
@@ -131,3 +133,14 @@ def test_media_wait_for_a_failing_bucket_and_none_is_lost(s3, s3_ingest):
                           "ORDER BY step", r=run.id)
     assert [(r["step"], r["value"]) for r in losses] == [(0, 0.5), (1, 0.25)]
     assert "NoSuchBucket" in server.log_path.read_text()  # it did fail, and was retried
+
+
+def test_ingest_refuses_an_s3_blob_store_without_credentials_with_one_clear_line(tmp_path, monkeypatch):
+    for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(variable, raising=False)
+    refused = subprocess.run([sys.executable, "-m", "pulse.cli", "ingest", "--data", str(tmp_path), "--port",
+                              str(free_port()), "--blobs", "s3://media/pulse"], capture_output=True, text=True,
+                             timeout=120, cwd=ROOT)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines()[-1] == ("pulse ingest: an s3:// blob store needs AWS_ACCESS_KEY_ID and "
+                                      "AWS_SECRET_ACCESS_KEY (and PULSE_S3_ENDPOINT for a server other than AWS)")

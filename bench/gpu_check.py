@@ -38,7 +38,7 @@ FIGURES = "gpu_check.json"
 
 def stats_checks(device: str) -> dict:
     """tensor_stats (one large tensor) and group_stats (many small ones) against torch, on the device."""
-    from emitter.torch_hooks import BINS, HEAD, _flat, group_stats, tensor_stats
+    from emitter.tensor_stats import BINS, HEAD, flatten, group_stats, tensor_stats
 
     torch.manual_seed(0)
     x = torch.randn(1_000_003, device=device) * 3
@@ -49,7 +49,7 @@ def stats_checks(device: str) -> dict:
     small = [torch.randn(n, device=device) * (i + 1) for i, n in enumerate((10, 1000, 4096, 65_536, 300_000))]
     small[1][3], small[2][5] = float("nan"), float("inf")
     small.append(torch.full((7,), 2.5, device=device))
-    flats = [_flat(t) for t in small]
+    flats = [flatten(t) for t in small]
 
     def group_exact() -> bool:
         """Buckets, count of non-finite values, min, max and edges bit for bit; sum (in double) and norm close."""

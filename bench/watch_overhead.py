@@ -87,11 +87,11 @@ def measure(emitter, model: nn.Module, device: str, segments: int, segment_steps
 def logging_pass_ms(model: nn.Module, repeat: int = 20) -> float:
     """Milliseconds to compute one logging pass's statistics (gradients and parameters), as the hooks do:
     small tensors together, large ones alone."""
-    from emitter.torch_hooks import _flat, group_stats, small_limit, tensor_stats
+    from emitter.tensor_stats import flatten, group_stats, small_limit, tensor_stats
 
     tensors = [t for p in model.parameters() if p.grad is not None for t in (p.grad, p.detach())]
     limit = small_limit(tensors[0].device)
-    small = [_flat(t) for t in tensors if t.numel() <= limit]
+    small = [flatten(t) for t in tensors if t.numel() <= limit]
     sync = torch.cuda.synchronize if tensors[0].is_cuda else (lambda: None)
     sync()
     start = time.perf_counter()

@@ -4,12 +4,7 @@ W&B semantics: `log_freq` counts backward passes (each parameter logs at
 its `log_freq`-th, `2 * log_freq`-th, ... gradient), and what is logged
 attaches to the step the user's next `log()` commits. Per tensor and
 logging pass, one row of statistics is computed on the device, without
-waiting for it:
-
-    [nonfinite, sum, min, max, norm, low edge, high edge, 64 bucket counts]
-
-(`min`, `max`, `sum` and the buckets cover the finite values; the buckets
-are `torch.histc` over [min, max]). A hook that runs right after a
+waiting for it (see tensor_stats). A hook that runs right after a
 parameter's gradient is accumulated computes the rows of a large tensor at
 once (`tensor_stats`); the small ones, a model's biases, norms and small
 layers, wait for the end of the backward pass and are computed together in
@@ -24,7 +19,6 @@ batch of rows, and turns each into a `gradients/<name>` (or
 from __future__ import annotations
 
 import logging
-import math
 import time
 import weakref
 from collections.abc import Callable
@@ -36,126 +30,13 @@ from pulse.v1 import telemetry_pb2 as pb
 
 from .graph import FORMAT, HookTracer, describe
 from .health import GradientHealth, HealthThresholds
+from .tensor_stats import BINS, HEAD, flatten, group_stats, small_limit, tensor_stats
 
 log = logging.getLogger("pulse")
-BINS = 64
-HEAD = 7  # nonfinite, sum, min, max, norm, low edge, high edge
-CHUNK = 1 << 24  # histc counts in float32: exact up to 2**24 per call
 LOG_KINDS = ("gradients", "parameters", "all", None)
-# Tensors of up to SMALL elements are computed together at the end of the backward pass,
-# BATCH elements at a time at most (bounding the temporary memory on the device). On a
-# GPU a tensor alone costs some thirty kernel launches, whatever its size; on a CPU, where
-# an operation costs little more than its work, only tensors this small gain (measured).
-SMALL = {"cpu": 1 << 13}
-SMALL_ON_ACCELERATORS = 1 << 19
+# Small tensors (`small_limit`) are computed together at the end of the backward pass, BATCH
+# elements at a time at most (bounding the temporary memory on the device).
 BATCH = 1 << 22
-
-
-def tensor_stats(t: torch.Tensor, bins: int = BINS) -> torch.Tensor:
-    """The statistics above as one float64 tensor on t's device; queues work, never synchronises."""
-    x = _flat(t)
-    if x.numel() == 0:
-        return torch.zeros(HEAD + bins, dtype=torch.float64, device=x.device)
-    finite = torch.isfinite(x)
-    nonfinite = x.numel() - finite.sum()
-    low = torch.where(finite, x, math.inf).amin()
-    high = torch.where(finite, x, -math.inf).amax()
-    total = torch.where(finite, x, 0.0).sum()
-    norm = torch.linalg.vector_norm(x)  # what p.grad.norm() says, NaN included
-    flat = low == high
-    low_edge = torch.where(flat, low - 1, low)  # as torch.histc widens a zero range
-    high_edge = torch.where(flat, high + 1, high)
-    # Scaled into [0, 1], so histc needs no host-side range; NaN and Inf fall outside and are skipped.
-    # With a power-of-two bin count this bins exactly as torch.histc(x, bins, low, high) does.
-    scaled = (x - low_edge) / (high_edge - low_edge)
-    counts = _bucket_counts(scaled, bins)
-    head = torch.stack([nonfinite.to(torch.float64), total.double(), low.double(), high.double(), norm.double(),
-                        low_edge.double(), high_edge.double()])
-    return torch.cat([head, counts.double()])
-
-
-def _bucket_counts(scaled: torch.Tensor, bins: int) -> torch.Tensor:
-    if scaled.is_cuda and torch.are_deterministic_algorithms_enabled():
-        return counts_by_sorting(scaled, bins)  # CUDA's histc is refused in deterministic mode
-    counts = torch.zeros(bins, dtype=torch.int64, device=scaled.device)
-    for chunk in scaled.split(CHUNK):
-        counts += torch.histc(chunk, bins, 0, 1).long()
-    return counts
-
-
-def counts_by_sorting(scaled: torch.Tensor, bins: int) -> torch.Tensor:
-    """What histc(scaled, bins, 0, 1) counts, by sorting bin indices: deterministic everywhere."""
-    inside = (scaled >= 0) & (scaled <= 1)  # False for NaN and Inf
-    index = torch.where(inside, (torch.where(inside, scaled, 0) * bins).long().clamp(max=bins - 1), bins)
-    bounds = torch.searchsorted(torch.sort(index).values, torch.arange(bins + 1, device=scaled.device))
-    return bounds.diff()
-
-
-def small_limit(device: torch.device) -> int:
-    """The largest tensor on `device` whose statistics are computed with the rest of its pass."""
-    return SMALL.get(device.type, SMALL_ON_ACCELERATORS)
-
-
-def _flat(t: torch.Tensor) -> torch.Tensor:
-    """t as one dimension of at least single precision: the values the statistics are taken of."""
-    x = t.detach().reshape(-1)
-    return x if x.is_floating_point() and x.element_size() >= 4 else x.float()
-
-
-def group_stats(flats: list[torch.Tensor], bins: int = BINS) -> torch.Tensor:
-    """`tensor_stats` of many non-empty `_flat` tensors of one device and dtype, as the rows of one tensor.
-
-    Some thirty kernels whatever their number: segmented reductions over their
-    concatenation, and one scatter of every value's (row, bucket). Bins exactly
-    as `tensor_stats` (the same arithmetic per value); queues work, never
-    synchronises (the per-shape constants are copied to the device once).
-    """
-    x = torch.cat(flats)
-    rows, n = len(flats), x.numel()
-    lengths, counted, first_bucket = _segments(tuple(f.numel() for f in flats), x.device, x.dtype, bins)
-
-    def reduce(values: torch.Tensor, how: str) -> torch.Tensor:
-        return torch.segment_reduce(values, how, lengths=lengths, unsafe=True)
-
-    def each(per_row: torch.Tensor) -> torch.Tensor:  # a row's value beside each of its elements
-        return torch.repeat_interleave(per_row, lengths, output_size=n)
-
-    finite = torch.isfinite(x)
-    nonfinite = counted - reduce(finite.to(x.dtype), "sum")
-    total = reduce(torch.where(finite, x, 0.0).double(), "sum")  # segment sums add in order: in double
-    low = reduce(torch.where(finite, x, math.inf), "min")
-    high = reduce(torch.where(finite, x, -math.inf), "max")
-    norm = torch.stack(torch._foreach_norm(flats))
-    widen = (low == high).to(x.dtype)  # as torch.histc widens a zero range
-    low_edge, high_edge = low - widen, high + widen
-    scaled = (x - each(low_edge)) / each(high_edge - low_edge)
-    inside = (scaled >= 0) & (scaled <= 1)  # False for NaN and Inf
-    bucket = (torch.where(inside, scaled, 0) * bins).long().clamp(max=bins - 1) + each(first_bucket)
-    counts = torch.zeros(rows * bins + 1, dtype=torch.int64, device=x.device)  # the last one takes the rest
-    counts.index_add_(0, torch.where(inside, bucket, rows * bins), torch.ones_like(bucket))
-    head = torch.stack([nonfinite, low, high, norm, low_edge, high_edge], dim=1).double()
-    return torch.cat([head[:, :1], total[:, None], head[:, 1:], counts[:-1].view(rows, bins).double()], dim=1)
-
-
-_segment_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
-
-
-def _segments(sizes: tuple[int, ...], device: torch.device, dtype: torch.dtype,
-              bins: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(lengths, lengths as dtype, each row's first bucket) on the device; a model's passes share them."""
-    key = (sizes, device, dtype, bins)
-    cached = _segment_cache.get(key)
-    if cached is None:
-        if len(_segment_cache) >= 64:
-            _segment_cache.clear()
-        host = torch.tensor(sizes, dtype=torch.int64)
-        values = (host, host.to(dtype), torch.arange(len(sizes), dtype=torch.int64) * bins)
-        if device.type == "cuda":  # an asynchronous copy from pinned memory: no synchronisation
-            values = tuple(v.pin_memory().to(device, non_blocking=True) for v in values)
-        elif device.type != "cpu":
-            values = tuple(v.to(device) for v in values)
-        cached = _segment_cache[key] = values
-    return cached
 
 
 class Statistics:
@@ -275,7 +156,7 @@ class Watcher:
                     continue
                 entry = (key, kind, tensor.numel())
                 if 0 < tensor.numel() <= small_limit(tensor.device):
-                    self.watch.defer(run, entry, _flat(tensor))
+                    self.watch.defer(run, entry, flatten(tensor))
                 else:
                     alone.append((entry, tensor_stats(tensor)))
         if alone:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import emitter
-from emitter.torch_hooks import BINS, HEAD, _flat, counts_by_sorting, group_stats, small_limit, tensor_stats
+from emitter.tensor_stats import BINS, HEAD, counts_by_sorting, flatten, group_stats, small_limit, tensor_stats
 
 
 def project() -> str:
@@ -235,7 +235,7 @@ def test_statistics_of_many_small_tensors_together_equal_each_tensors_own(tensor
     tensors = [torch.tensor(t, dtype=torch.float32) for t in tensors]
     if half:
         tensors = [t.half() for t in tensors]
-    rows = group_stats([_flat(t) for t in tensors]).tolist()
+    rows = group_stats([flatten(t) for t in tensors]).tolist()
     for t, row in zip(tensors, rows):
         alone = tensor_stats(t).tolist()
         assert row[HEAD:] == alone[HEAD:]  # the same buckets

@@ -117,7 +117,8 @@ class RunRegistry:
 
         The store has the last word: another ingest replica may be receiving
         the run's stream and writing its heartbeats, so a run is crashed only
-        if the stored heartbeat is stale too.
+        if the stored heartbeat is stale too; and another replica (the sweep
+        controller's) may have ended it, in which case its newer row stands.
         """
         stamp = now_us()
         with self._lock:
@@ -125,14 +126,19 @@ class RunRegistry:
                      if run["state"] == "running" and stamp - run["heartbeat_at"] > self._timeout_us]
         if not stale:
             return []
-        stored = self._stored_heartbeats(stale)
+        stored = self._stored_rows(stale)
         crashed = []
         with self._lock:
             for key in stale:
                 run = self._runs.get(key)
                 if run is None or run["state"] != "running":
                     continue
-                run["heartbeat_at"] = max(run["heartbeat_at"], stored.get(key, 0))
+                heartbeat, state, updated = stored.get(key, (0, "", 0))
+                if state in TERMINAL and updated > run["updated_at"] and key not in self._dirty:
+                    del self._runs[key]  # ended elsewhere after our last write: forget it, write nothing
+                    self._written_heartbeat.pop(key, None)
+                    continue
+                run["heartbeat_at"] = max(run["heartbeat_at"], heartbeat)
                 if stamp - run["heartbeat_at"] > self._timeout_us:
                     run["state"] = "crashed"
                     run["error"] = f"no heartbeat for {self._timeout_us / 1e6:g} s"
@@ -141,16 +147,18 @@ class RunRegistry:
                     crashed.append(key)
         return crashed
 
-    def _stored_heartbeats(self, keys: list[Key]) -> dict[Key, int]:
+    def _stored_rows(self, keys: list[Key]) -> dict[Key, tuple[int, str, int]]:
+        """(latest heartbeat, current state, its updated_at) of each run as stored, whoever wrote it."""
         try:
             rows = self._store.query_rows(
-                "SELECT project, run_id, toUnixTimestamp64Micro(max(heartbeat_at)) FROM runs "
+                "SELECT project, run_id, toUnixTimestamp64Micro(max(heartbeat_at)), argMax(state, updated_at), "
+                "toUnixTimestamp64Micro(max(updated_at)) FROM runs "
                 "WHERE (project, run_id) IN {keys:Array(Tuple(String, String))} GROUP BY project, run_id",
                 {"keys": keys})
         except Exception:  # the store is away: judge by what this replica saw
             log.warning("could not read stored heartbeats; judging runs by this replica's view", exc_info=True)
             return {}
-        return {(project, run_id): heartbeat for project, run_id, heartbeat in rows}
+        return {(project, run_id): (heartbeat, state, updated) for project, run_id, heartbeat, state, updated in rows}
 
     def drain(self) -> tuple[pa.Table | None, set[Key]]:
         """The rows to write for runs changed since the last drain."""

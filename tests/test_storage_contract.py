@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid
 
 import numpy as np
@@ -136,6 +137,32 @@ def test_run_lifecycle_survives_a_new_registry(store):
     assert later["state"] == "failed" and later["error"] == "ValueError: boom"
     assert later["config"] == '{"lr": 0.1}' and later["name"] == "contract run"
     assert later["created_at"] == 1_700_000_000_000_000
+
+
+def test_a_run_ended_by_another_replica_is_not_crashed_by_the_one_that_streamed_it(store):
+    run_id = uuid.uuid4().hex[:8]
+    streaming = RunRegistry(store, heartbeat_timeout=0.2)  # the replica the trainer streamed to
+    controller = RunRegistry(store)  # the sweep controller's replica, which ends the trial's run
+    streaming_buffers = Buffers(store, streaming, flush_interval=0.05)
+    controller_buffers = Buffers(store, controller, flush_interval=0.05)
+    start = pb.Batch(project="contract", run_id=run_id, stream_id=f"{run_id}.s", seq=1)
+    start.events.append(pb.Event(start=pb.RunStart(name="trial")))
+    streaming.apply(start, list(start.events))
+    assert streaming_buffers.wait(streaming_buffers.add({}), timeout=30)
+    kill = pb.Batch(project="contract", run_id=run_id, stream_id=f"sweep-controller.{run_id}", seq=1, replay=True)
+    kill.events.append(pb.Event(finish=pb.RunFinish(state="killed", exit_code=-15, error="stopped by the sweep")))
+    controller.apply(kill, list(kill.events))
+    assert controller_buffers.wait(controller_buffers.add({}), timeout=30)
+
+    time.sleep(0.5)  # the streaming replica hears nothing more: past its heartbeat timeout
+    assert streaming.reap() == []
+    assert streaming.get("contract", run_id)["state"] == "killed"  # what the store says, read anew
+    assert streaming_buffers.wait(streaming_buffers.add({}), timeout=30)
+    [(state, error)] = store.query_rows("SELECT state, error FROM runs FINAL WHERE run_id = {r:String}",
+                                        {"r": run_id})
+    assert (state, error) == ("killed", "stopped by the sweep")
+    streaming_buffers.close()
+    controller_buffers.close()
 
 
 def test_read_only_query_path_refuses_writes_and_outside_reads(store):

@@ -229,7 +229,7 @@ def _apply_event(run: dict[str, Any] | None, key: Key, event: pb.Event, stamp: i
     elif kind == "finish":
         finish = event.finish
         run.update(state=finish.state, exit_code=finish.exit_code, error=finish.error)
-        if MIN_TS_US <= finish.ts_us <= MAX_TS_US:
+        if finish.ts_us and MIN_TS_US <= finish.ts_us <= MAX_TS_US:  # 0: a client that does not say
             # The run's last sign of life is when it finished, not when the finish arrived:
             # a run uploaded by `pulse sync` days later keeps its real end (and duration).
             run["heartbeat_at"] = max(run["created_at"], finish.ts_us)

@@ -127,7 +127,7 @@ def test_run_lifecycle_survives_a_new_registry(store):
     decoded = decode(start)
     registry.apply(start, decoded.events)
     assert buffers.wait(buffers.add(decoded.tables), timeout=30)
-    finish = pb.Batch(project="contract", run_id=run_id, stream_id=f"{run_id}.s", seq=2)
+    finish = pb.Batch(project="contract", run_id=run_id, stream_id=f"{run_id}.s", seq=2, replay=True)  # pulse sync
     finish.events.append(pb.Event(finish=pb.RunFinish(state="failed", exit_code=1, error="ValueError: boom")))
     registry.apply(finish, list(finish.events))
     assert buffers.wait(buffers.add({}), timeout=30)
@@ -135,6 +135,7 @@ def test_run_lifecycle_survives_a_new_registry(store):
 
     later = RunRegistry(store).get("contract", run_id)  # a restarted ingest reads it back
     assert later["state"] == "failed" and later["error"] == "ValueError: boom"
+    assert later["heartbeat_at"] > later["created_at"]  # a finish that gives no time leaves the last heartbeat
     assert later["config"] == '{"lr": 0.1}' and later["name"] == "contract run"
     assert later["created_at"] == 1_700_000_000_000_000
 

@@ -82,6 +82,7 @@ class PassBatch:
         self.watch, self.run = watch, weakref.ref(run)
         self.step, self.ts_us = run.step, time.time_ns() // 1000
         self.groups: dict[tuple, tuple[list, list]] = {}  # (device, dtype): (entries, flat tensors)
+        self.elements: dict[tuple, int] = {}
         self.done = False
 
     def add(self, entry: tuple[str, str, int], flat: torch.Tensor) -> None:
@@ -89,7 +90,8 @@ class PassBatch:
         entries, flats = self.groups.setdefault(group, ([], []))
         entries.append(entry)
         flats.append(flat)
-        if sum(f.numel() for f in flats) >= BATCH:
+        self.elements[group] = self.elements.get(group, 0) + flat.numel()
+        if self.elements[group] >= BATCH:
             self._compute(group)
 
     def finish(self) -> None:
@@ -100,6 +102,7 @@ class PassBatch:
 
     def _compute(self, group: tuple) -> None:
         entries, flats = self.groups.pop(group)
+        del self.elements[group]
         run = self.run()
         if run is None or run._disabled:
             return

@@ -295,3 +295,26 @@ def test_device_statistics_of_half_precision_constant_and_empty_tensors():
     assert (low, high, low_edge, high_edge) == (3.0, 3.0, 2.0, 4.0)  # histc widens a zero range by 1
     assert counts == [int(c) for c in torch.histc(torch.full((10,), 3.0), BINS).tolist()]
     assert unpack(tensor_stats(torch.empty(0)))[1] == [0] * BINS
+
+
+def test_a_pass_whose_small_tensors_fill_the_batch_budget_computes_them_in_several_batches(emitter_env,
+                                                                                           monkeypatch):
+    from emitter import torch_hooks
+
+    monkeypatch.setattr(torch_hooks, "BATCH", 200)  # Net's small tensors hold 4..432 values each
+    torch.manual_seed(0)
+    model = Net()
+    run = emitter.init(project=project())
+    emitter.watch(model, log="all", log_freq=1)
+    expected = {}
+    for step in range(2):
+        model.zero_grad()
+        model(torch.randn(4, 1, 8, 8)).sum().backward()
+        for name, p in model.named_parameters():
+            for kind, t in (("gradients", p.grad), ("parameters", p.detach())):
+                expected[(f"{kind}/{name}", step)] = [int(c) for c in torch.histc(t, BINS).tolist()]
+        emitter.log({"step": step})
+    emitter.finish()
+    rows = emitter_env.query("SELECT key, step, bucket_counts FROM histograms FINAL WHERE run_id = {r:String}",
+                             r=run.id)
+    assert {(r["key"], r["step"]): r["bucket_counts"] for r in rows} == expected

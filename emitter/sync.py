@@ -52,16 +52,20 @@ def respool_overflow(directory: Path) -> Path | None:
     if not records:
         path.unlink()
         return None
-    stream_id = f"{run_id}.{secrets.token_hex(6)}"
+    # Named after its origin, so it sorts right after it: a later sync, if this one is cut short,
+    # still uploads the origin (which holds the run's start) first.
+    stream_id = f"{directory.name}.spilled-{secrets.token_hex(3)}"
     spool = Spool(directory.parent / stream_id)
     encoder = Encoder(project, run_id, stream_id)
     chunk, values = [], 0
     for record in records:
         chunk.append(record)
         values += len(record[2]) if len(record) == 3 else 1
-        if values >= MAX_BATCH_VALUES or record is records[-1]:
+        if values >= MAX_BATCH_VALUES:
             spool.append(*encoder.encode(chunk))
             chunk, values = [], 0
+    if chunk:
+        spool.append(*encoder.encode(chunk))
     spool.close(remove_if_empty=True)
     path.unlink()  # its records are in the new spool now (twice, if this is cut short: stored once)
     log.info("pulse: %d records of %s spilled past the queue bound are in stream %s", len(records), run_id,

@@ -118,12 +118,23 @@ def train_watched(args: argparse.Namespace) -> tuple[dict, int]:
     train_steps(model, torch.optim.SGD(model.parameters(), lr=0.01), data, 100, emitter.log)
     emitter.unwatch(model)
     out = measure(emitter, model, args.device, args.segments, args.segment_steps, log_freq=100)
-    out["watch_errors"] = run.summary.get("_pulse/watch_errors", 0)
+    # Gradient health on the device: NaN in one weight's gradient for 3 steps is flagged, once
+    poison = model.fc2.weight.register_hook(lambda g: g.index_fill(0, torch.tensor([0], device=g.device), math.nan))
+    emitter.watch(model, log="gradients", log_freq=1)
+    for _ in range(3):  # backward only: a step would spread the NaN to every weight
+        model.zero_grad()
+        torch.nn.functional.cross_entropy(model(data[0]), data[1]).backward()
+        emitter.log({"poisoned": 1.0})
+    emitter.unwatch(model)
+    poison.remove()
     out["run_id"] = run.id
-    emitter.finish()
+    emitter.finish()  # the sender checks gradient health: the summary is complete after finish()
+    out["watch_errors"] = run.summary.get("_pulse/watch_errors", 0)
+    out["gradient_health"] = {kind: flags for kind, flags in run.summary.get("gradient_health", {}).items() if flags}
     params = len(list(model.parameters()))
-    # gradients and parameters: 100 steps at log_freq 10, then the watched segments at log_freq 100
-    return out, 2 * params * (100 // 10 + args.segments * (args.segment_steps // 100))
+    # gradients and parameters: 100 steps at log_freq 10, the watched segments at log_freq 100; then
+    # gradients only for the 3 poisoned steps
+    return out, 2 * params * (100 // 10 + args.segments * (args.segment_steps // 100)) + 3 * params
 
 
 def stored(address: str, run_id: str, expected_rows: int) -> dict:
@@ -144,6 +155,8 @@ def stored(address: str, run_id: str, expected_rows: int) -> dict:
             "histogram_rows": query("SELECT count() AS n FROM histograms WHERE run_id = {r:String}")[0]["n"],
             "histogram_rows_expected": expected_rows,
             "graph_stored": bool(query("SELECT graph FROM model_graphs WHERE run_id = {r:String}")),
+            "health_alerts": sorted(r["title"] for r in query(
+                "SELECT level || ' ' || title AS title FROM alerts WHERE run_id = {r:String}")),
         }
     finally:
         client.close()

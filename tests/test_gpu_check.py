@@ -31,5 +31,10 @@ def test_an_offline_gpu_check_uploads_every_histogram_and_the_graph_to_a_real_in
     assert uploaded["sync_errors"] == [] and uploaded["synced_batches"] > 0
     assert uploaded["histogram_rows"] == offline["histogram_rows_expected"] > 0
     assert uploaded["graph_stored"] is True
+    # NaN poured into one weight's gradient: flagged once, in the summary and as a stored alert
+    [(kind, flags)] = offline["gradient_health"].items()
+    assert kind == "nonfinite" and [name.split("/")[-1] for name in flags] == ["fc2.weight"]
+    assert [title.split("/")[-1] for title in uploaded["health_alerts"]] == ["fc2.weight"]
+    assert uploaded["health_alerts"][0].startswith("ERROR Gradient nonfinite: ")
     assert uploaded["run_id"] == offline["run_id"] and uploaded["gpu_keys"] == []
     assert not list((tmp_path / "spool").glob("*/*.wal"))  # acknowledged, so removed

@@ -13,7 +13,8 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from test_dashboard_seed import HOSTILE_KEY, HOSTILE_RUN, LiveRun, shared_stack
+from dashboard_stack import LiveRun, shared_stack
+from test_dashboard_seed import HOSTILE_KEY, HOSTILE_RUN
 
 from conftest import ROOT, free_port
 

@@ -191,7 +191,8 @@ class TelemetryService:
         if not request.write and principal.project and principal.project != request.project:
             context.abort(grpc.StatusCode.PERMISSION_DENIED,
                           f"key {principal.key_id} is for project {principal.project!r}, not {request.project!r}")
-        reply = pb.AccessReply(auth_required=self._keys.enabled, key_id=principal.key_id)
+        reply = pb.AccessReply(auth_required=self._keys.enabled, key_id=principal.key_id,
+                               max_batch_bytes=MAX_BATCH_BYTES)
         if request.run_id:
             exists, next_step = self._store.query_rows(
                 "SELECT (SELECT count() > 0 FROM runs WHERE project = {p:String} AND run_id = {r:String}), "

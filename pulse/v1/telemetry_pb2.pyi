@@ -274,13 +274,27 @@ class AccessRequest(_message.Message):
     def __init__(self, project: _Optional[str] = ..., write: _Optional[bool] = ..., run_id: _Optional[str] = ...) -> None: ...
 
 class AccessReply(_message.Message):
-    __slots__ = ("auth_required", "key_id", "run_exists", "next_step")
+    __slots__ = ("auth_required", "key_id", "run_exists", "next_step", "max_batch_bytes", "run_live_owner")
     AUTH_REQUIRED_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     RUN_EXISTS_FIELD_NUMBER: _ClassVar[int]
     NEXT_STEP_FIELD_NUMBER: _ClassVar[int]
+    MAX_BATCH_BYTES_FIELD_NUMBER: _ClassVar[int]
+    RUN_LIVE_OWNER_FIELD_NUMBER: _ClassVar[int]
     auth_required: bool
     key_id: str
     run_exists: bool
     next_step: int
-    def __init__(self, auth_required: _Optional[bool] = ..., key_id: _Optional[str] = ..., run_exists: _Optional[bool] = ..., next_step: _Optional[int] = ...) -> None: ...
+    max_batch_bytes: int
+    run_live_owner: RunOwner
+    def __init__(self, auth_required: _Optional[bool] = ..., key_id: _Optional[str] = ..., run_exists: _Optional[bool] = ..., next_step: _Optional[int] = ..., max_batch_bytes: _Optional[int] = ..., run_live_owner: _Optional[_Union[RunOwner, _Mapping]] = ...) -> None: ...
+
+class RunOwner(_message.Message):
+    __slots__ = ("stream_id", "host", "since_us")
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    SINCE_US_FIELD_NUMBER: _ClassVar[int]
+    stream_id: str
+    host: str
+    since_us: int
+    def __init__(self, stream_id: _Optional[str] = ..., host: _Optional[str] = ..., since_us: _Optional[int] = ...) -> None: ...

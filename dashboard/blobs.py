@@ -46,7 +46,7 @@ def _read_s3(uri: str, root: str) -> bytes:
         raise BlobUnavailable(f"{uri} is outside the blob store {root}")
     try:
         return S3Client(bucket).get(key, max_bytes=MAX_BYTES)
-    except ValueError as exc:  # no credentials
+    except ValueError as exc:  # settings that cannot work: no credentials, a malformed endpoint
         raise BlobUnavailable(f"cannot read {uri}: {exc}") from exc
     except S3Error as exc:
         raise BlobUnavailable(f"cannot read {uri}: {exc}") from exc

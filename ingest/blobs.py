@@ -8,8 +8,8 @@ named by a URL (`--blobs`, `PULSE_BLOB_URL`):
   The embedded default is `<data dir>/blobs`; for several ingest replicas, a
   directory they all mount.
 - `s3://bucket/prefix`: an S3 bucket or an S3-compatible server's,
-  `<prefix>/<sha[:2]>/<sha>.<ext>`; credentials, region and endpoint
-  (`PULSE_S3_ENDPOINT`) from the environment, see `pulse/s3.py`.
+  `<prefix>/<sha[:2]>/<sha>.<ext>`; credentials (boto3's chain), region and
+  endpoint (`PULSE_S3_ENDPOINT`) from the environment, see `pulse/s3.py`.
 
 Blobs are written (fsynced, or acknowledged by S3) before the batch's rows are
 buffered, so an acknowledged media row always has its bytes.

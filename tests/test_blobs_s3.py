@@ -1,4 +1,4 @@
-"""Media bytes in an S3 bucket: Pulse's SigV4 client against a server that checks every signature, end to end."""
+"""Media bytes in an S3 bucket: Pulse's S3 client (boto3) against a server that checks every signature, end to end."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import emitter
 from conftest import ROOT, Ingest, free_port
 from dashboard.blobs import BlobUnavailable, read_blob
 from fixtures.s3_server import serve_s3
-from pulse.s3 import S3Client, S3Config, S3Error
+from pulse.s3 import NO_CREDENTIALS, S3Client, S3Config, S3Error
 
 
 @pytest.fixture(scope="module")
@@ -52,22 +52,72 @@ def test_objects_go_in_and_out_with_signatures_the_server_accepts(s3):
         store.get(key, max_bytes=100)
 
 
-def test_wrong_credentials_a_missing_bucket_and_no_server_each_say_what_is_wrong(s3, monkeypatch):
+def no_credentials_anywhere(monkeypatch, tmp_path) -> None:
+    """Nothing boto3's credential chain could find: no keys, no profile files, no instance or container role."""
+    for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                     "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                     "AWS_CONTAINER_CREDENTIALS_FULL_URI"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+def test_a_wrong_secret_key_is_refused_by_the_server_with_a_clear_error(s3, monkeypatch):
     name = bucket(s3)
+    client(s3, name).put("x.png", b"1", "image/png")
+    wrong = client(s3, name, secret_key="not-the-secret")
+    with pytest.raises(S3Error, match="SignatureDoesNotMatch") as refused:
+        wrong.get("x.png")
+    assert refused.value.status == 403 and "\n" not in str(refused.value)
     with pytest.raises(S3Error, match="SignatureDoesNotMatch"):
-        client(s3, name, secret_key="not-the-secret").get("x")
+        wrong.put("y.png", b"2", "image/png")
+    with pytest.raises(S3Error, match="403 Forbidden: the keys are wrong"):  # a HEAD's answer has no body
+        wrong.exists("x.png")
+    for variable, value in {**s3.env(), "AWS_SECRET_ACCESS_KEY": "not-the-secret"}.items():
+        monkeypatch.setenv(variable, value)
+    with pytest.raises(BlobUnavailable, match=f"cannot read s3://{name}/x.png: .*SignatureDoesNotMatch"):
+        read_blob(f"s3://{name}/x.png", "")
+
+
+def test_wrong_credentials_a_missing_bucket_and_no_server_each_say_what_is_wrong(s3, monkeypatch, tmp_path):
+    name = bucket(s3)
     with pytest.raises(S3Error, match="InvalidAccessKeyId"):
         client(s3, name, access_key="AKIANOSUCHKEY0000000").get("x")
     with pytest.raises(S3Error, match="NoSuchBucket"):
         client(s3, f"{name}-gone").put("x", b"1")
     with pytest.raises(S3Error, match="Unreachable"):
         client(s3, name, endpoint=f"http://127.0.0.1:{free_port()}").get("x")
-    for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.delenv(variable, raising=False)
+    with pytest.raises(ValueError, match="PULSE_S3_ENDPOINT must be http"):
+        client(s3, name, endpoint="127.0.0.1:9000")
+    no_credentials_anywhere(monkeypatch, tmp_path)
     with pytest.raises(ValueError, match="AWS_ACCESS_KEY_ID"):
         S3Client(name)
     with pytest.raises(BlobUnavailable, match="AWS_ACCESS_KEY_ID"):
         read_blob(f"s3://{name}/x.png", "")
+
+
+def test_keys_from_a_credentials_file_work_as_boto3_finds_them(s3, monkeypatch, tmp_path):
+    name = bucket(s3)
+    no_credentials_anywhere(monkeypatch, tmp_path)
+    (tmp_path / "credentials").write_text(f"[media]\naws_access_key_id = {s3.access_key}\n"
+                                          f"aws_secret_access_key = {s3.secret_key}\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_PROFILE", "media")
+    monkeypatch.setenv("PULSE_S3_ENDPOINT", s3.endpoint)
+    S3Client(name).put("k.bin", b"from a profile")
+    assert read_blob(f"s3://{name}/k.bin", "") == b"from a profile"
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    with pytest.raises(ValueError, match="credentials: .*no-such-profile"):
+        S3Client(name)
+
+
+def test_the_s3_library_is_imported_only_by_a_process_that_uses_an_s3_blob_store():
+    probe = ("import sys, emitter, ingest.blobs, ingest.server, dashboard.blobs, pulse.s3; "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore', 's3transfer')))")
+    imported = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.strip() == "[]"
 
 
 def png_pixels(data: bytes) -> np.ndarray:
@@ -136,11 +186,10 @@ def test_media_wait_for_a_failing_bucket_and_none_is_lost(s3, s3_ingest):
 
 
 def test_ingest_refuses_an_s3_blob_store_without_credentials_with_one_clear_line(tmp_path, monkeypatch):
-    for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.delenv(variable, raising=False)
+    no_credentials_anywhere(monkeypatch, tmp_path)
     refused = subprocess.run([sys.executable, "-m", "pulse.cli", "ingest", "--data", str(tmp_path), "--port",
                               str(free_port()), "--blobs", "s3://media/pulse"], capture_output=True, text=True,
                              timeout=120, cwd=ROOT)
     assert refused.returncode == 2
-    assert refused.stderr.strip().splitlines()[-1] == ("pulse ingest: an s3:// blob store needs AWS_ACCESS_KEY_ID and "
-                                      "AWS_SECRET_ACCESS_KEY (and PULSE_S3_ENDPOINT for a server other than AWS)")
+    assert refused.stderr.strip().splitlines()[-1] == f"pulse ingest: {NO_CREDENTIALS}"
+    assert NO_CREDENTIALS.startswith("an s3:// blob store needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")

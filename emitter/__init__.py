@@ -24,7 +24,7 @@ from .media import Histogram, Image
 from .run import Run, end_run_on_sigterm, install_process_hooks, sweep_environment, sweep_project
 from .settings import Settings
 from .summary import Summary
-from .transport import AuthError, check_access
+from .transport import AuthError, RunBusy, check_access
 
 __all__ = [
     "AuthError",
@@ -32,6 +32,7 @@ __all__ = [
     "Histogram",
     "Image",
     "Run",
+    "RunBusy",
     "Settings",
     "Summary",
     "alert",
@@ -79,7 +80,8 @@ def init(project: str | None = None, name: str | None = None, group: str | None 
 
     Arguments mirror `wandb.init`; unknown W&B arguments (entity, save_code, ...) are accepted
     and ignored. Explicit arguments beat PULSE_* environment variables. Raises AuthError when
-    the server refuses the API key; a server that is away is no error (the run spools).
+    the server refuses the API key, RunBusy when another live process writes run `id`; a server
+    that is away is no error (the run spools).
 
     Example:
         run = emitter.init(project="cifar", config=args, tags=["baseline"])
@@ -97,7 +99,7 @@ def init(project: str | None = None, name: str | None = None, group: str | None 
     access = None
     if settings.mode == "online":
         access = check_access(settings.server, settings.project, settings.api_key, settings.tls_ca,
-                              run_id=(run_id or "") if resume else "")
+                              run_id=run_id or "")  # with an id, the server also says if it is live elsewhere
     start_step = _resumed_step(resume, run_id, settings.project, access)
     install_process_hooks()
     run = Run(settings, run_id=run_id, name=name, group=group or "",

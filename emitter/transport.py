@@ -32,10 +32,14 @@ class AuthError(RuntimeError):
     """The server refused this process's API key (or it has none)."""
 
 
+class RunBusy(RuntimeError):
+    """Another live process writes this run: one writer per run."""
+
+
 def check_access(server: str, project: str, api_key: str = "", tls_ca: str = "", timeout: float = 1.0,
                  run_id: str = "") -> pb.AccessReply | None:
     """Ask the server whether our key may write `project` (and, with `run_id`, where that run's
-    steps left off); raise AuthError if it says no.
+    steps left off); raise AuthError if it says no, RunBusy if another live process writes `run_id`.
 
     Anything else (no server yet, an old server) is not our business here:
     the run spools until the server answers, and the answer is None.
@@ -44,8 +48,8 @@ def check_access(server: str, project: str, api_key: str = "", tls_ca: str = "",
         rpc = channel.unary_unary(ACCESS_METHOD, request_serializer=pb.AccessRequest.SerializeToString,
                                   response_deserializer=pb.AccessReply.FromString)
         try:
-            return rpc(pb.AccessRequest(project=project, write=True, run_id=run_id), timeout=timeout,
-                       metadata=auth_metadata(api_key))
+            reply = rpc(pb.AccessRequest(project=project, write=True, run_id=run_id), timeout=timeout,
+                        metadata=auth_metadata(api_key))
         except grpc.RpcError as exc:
             if exc.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
                 raise AuthError(
@@ -53,6 +57,14 @@ def check_access(server: str, project: str, api_key: str = "", tls_ca: str = "",
                     f"Set PULSE_API_KEY to a key for that project (an admin makes one with "
                     f"`pulse keys create --project {project}`).") from None
             return None
+    if reply.HasField("run_live_owner"):
+        owner = reply.run_live_owner
+        since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(owner.since_us / 1e6))
+        raise RunBusy(f"run {run_id!r} of project {project!r} is being written by another process (stream "
+                      f"{owner.stream_id}, host {owner.host or 'unknown'}, since {since}): one process writes a "
+                      "run at a time. Finish that one first (then init(id=..., resume=True) continues the run), "
+                      "or give this process another id.")
+    return reply
 
 
 class Transport:
@@ -78,6 +90,7 @@ class Transport:
         self.ack_latencies_ms: deque[float] = deque(maxlen=10_000)  # send to ack, per batch
         self.reconnects = 0
         self.last_error = ""
+        self.refused = ""  # why the server will never take this stream (another process writes the run)
         self._thread = threading.Thread(target=self._run, name="pulse-transport", daemon=True)
 
     def start(self) -> None:
@@ -86,7 +99,10 @@ class Transport:
     def close(self, timeout: float) -> bool:
         """Send what is left, wait up to `timeout` for its acks; True when all were acknowledged."""
         self._closing.set()
-        done = self._spool.wait_acked(timeout)
+        deadline = time.monotonic() + timeout
+        while not (done := self._spool.wait_acked(min(0.2, max(0.0, deadline - time.monotonic())))):
+            if self.refused or time.monotonic() >= deadline:
+                break
         self._stopped.set()
         call = self._call
         if call is not None:
@@ -115,6 +131,12 @@ class Transport:
                 self.last_error = message
                 if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
                     log.error("pulse: the server refused a batch: %s", exc.details())
+                if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:  # retrying cannot help: say so once, stop
+                    self.refused = exc.details() or message
+                    log.error("pulse: the server refused this run's stream: %s. This process stops sending; "
+                              "its records stay in %s (upload them with `pulse sync` once the other writer "
+                              "has ended).", self.refused, self._spool.directory)
+                    return
                 self._stopped.wait(delay)
 
     def _stream_once(self) -> None:

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 
 import pyarrow as pa
 
@@ -50,6 +51,7 @@ class Buffers:
         self._oldest = 0.0
         self._generation = 1
         self._committed = 0
+        self._on_commit: dict[int, list[Callable[[], None]]] = defaultdict(list)
         self._closing = False
         self.failing_since: float | None = None
         self.last_error = ""
@@ -78,6 +80,18 @@ class Buffers:
     def wait(self, generation: int, timeout: float | None = None) -> bool:
         with self._cond:
             return self._cond.wait_for(lambda: self._committed >= generation, timeout)
+
+    def when_committed(self, generation: int, callback: Callable[[], None]) -> None:
+        """Call `callback` once `generation` is committed: now, or later from the flusher thread.
+
+        For waiters that must not block a thread (the asyncio stream handlers); the callback
+        must be quick and thread-safe (e.g. `loop.call_soon_threadsafe`).
+        """
+        with self._cond:
+            if self._committed < generation:
+                self._on_commit[generation].append(callback)
+                return
+        callback()
 
     @property
     def committed(self) -> int:
@@ -117,6 +131,12 @@ class Buffers:
             with self._cond:
                 self._committed, self._inflight_rows = generation, 0
                 self._cond.notify_all()
+                due = [self._on_commit.pop(g) for g in [g for g in self._on_commit if g <= generation]]
+            for callback in (c for callbacks in due for c in callbacks):
+                try:
+                    callback()
+                except Exception:  # a waiter's loop that closed must not stop the flusher
+                    log.exception("a commit callback failed")
 
     def _commit(self, taken: dict[str, list[pa.Table]]) -> None:
         runs, keys = self._registry.drain()

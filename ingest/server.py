@@ -1,10 +1,17 @@
-"""The ingest process: store, run registry, buffers and the gRPC server around them."""
+"""The ingest process: store, run registry, buffers and the gRPC server around them.
+
+The server is grpc.aio on an event loop of its own thread: telemetry streams are coroutines
+(thousands cost memory, not threads), while the sync unary handlers (Query, CheckAccess,
+sweeps, admin, health) run in the `migration_thread_pool`, which streams never occupy.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import os
+import resource
 import signal
 import threading
 from concurrent import futures
@@ -18,6 +25,7 @@ from .admin import AdminService
 from .auth import KeyStore
 from .blobs import default_blob_url, open_blob_store
 from .buffers import Buffers
+from .owners import RunOwners, StreamSlots
 from .runs import RunRegistry
 from .storage import Store, open_store
 from .sweeps.service import SweepService
@@ -36,7 +44,10 @@ class IngestConfig:
     flush_interval: float = 0.5
     flush_rows: int = 250_000
     max_buffer_rows: int = 4_000_000
-    workers: int = 128
+    workers: int = 128  # threads for the unary RPCs
+    stream_workers: int = 8  # threads that decode and buffer the streams' batches
+    max_streams: int = 16_384  # open telemetry streams, all keys together
+    max_streams_per_key: int = 4096
     # Where media bytes go: a directory path, file:///path (s3:// is not implemented yet). Empty:
     # PULSE_BLOB_URL, else `blobs` in the embedded store's data directory (see ingest/blobs.py).
     blob_url: str = ""
@@ -85,26 +96,54 @@ class IngestServer:
             print(f"pulse ingest: wrote the admin API key to {config.admin_key_path} (mode 0600); "
                   "use it as PULSE_API_KEY to run `pulse keys create`", flush=True)
         self.blobs = open_blob_store(config.blob_url or default_blob_url(config.clickhouse_url))
-        self.telemetry = TelemetryService(self.store, self.buffers, self.registry, self.keys, self.blobs)
+        raise_open_files_limit()
+        self._stream_work = futures.ThreadPoolExecutor(config.stream_workers, thread_name_prefix="pulse-batch")
+        self.telemetry = TelemetryService(
+            self.store, self.buffers, self.registry, self.keys, self.blobs,
+            owners=RunOwners(silence_timeout=config.heartbeat_timeout),
+            slots=StreamSlots(per_key=config.max_streams_per_key, total=config.max_streams),
+            work=self._stream_work)
+        self.sweeps = SweepService(self.store, self.registry, self.buffers, self.keys)
+        self._unary = futures.ThreadPoolExecutor(config.workers, thread_name_prefix="pulse-rpc")
+        self._loop = asyncio.new_event_loop()
+        self._loop_thread = threading.Thread(target=self._loop.run_forever, name="pulse-aio", daemon=True)
+        self._loop_thread.start()
+        try:
+            self.port = self._on_loop(self._build())
+        except BaseException:
+            self._stop_loop()
+            raise
+        if not self.port:
+            self._stop_loop()
+            raise OSError(f"cannot listen on {config.host}:{config.port}")
+
+    async def _build(self) -> int:
+        """Create the aio server on its loop (it binds to the loop it is made on); the port."""
+        config = self.config
         options = [("grpc.max_receive_message_length", GRPC_MAX_MESSAGE_BYTES),
                    ("grpc.max_send_message_length", GRPC_MAX_MESSAGE_BYTES),
-                   ("grpc.so_reuseport", 0)]
-        self.grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=config.workers,
-                                                           thread_name_prefix="pulse-rpc"),
-                                options=options, maximum_concurrent_rpcs=config.workers - 8)
-        self.grpc.add_generic_rpc_handlers((self.telemetry.handler(), AdminService(self.keys).handler()))
-        self.sweeps = SweepService(self.store, self.registry, self.buffers, self.keys)
-        self.grpc.add_generic_rpc_handlers((self.sweeps.handler(),))
+                   ("grpc.so_reuseport", 0),
+                   # A trainer's machine that vanished without closing its socket is found by pings,
+                   # so the run it owned is free again within a minute (ingest/owners.py).
+                   ("grpc.keepalive_time_ms", 30_000), ("grpc.keepalive_timeout_ms", 20_000),
+                   ("grpc.http2.max_pings_without_data", 0)]
+        self.grpc = grpc.aio.server(migration_thread_pool=self._unary, options=options)
+        self.grpc.add_generic_rpc_handlers((self.telemetry.handler(), AdminService(self.keys).handler(),
+                                            self.sweeps.handler()))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
         address = f"{config.host}:{config.port}"
         if config.tls_cert:
             with open(config.tls_key, "rb") as key, open(config.tls_cert, "rb") as cert:
                 credentials = grpc.ssl_server_credentials(((key.read(), cert.read()),))
-            self.port = self.grpc.add_secure_port(address, credentials)
-        else:
-            self.port = self.grpc.add_insecure_port(address)
-        if not self.port:
-            raise OSError(f"cannot listen on {config.host}:{config.port}")
+            return self.grpc.add_secure_port(address, credentials)
+        return self.grpc.add_insecure_port(address)
+
+    def _on_loop(self, coroutine, timeout: float | None = 60.0):
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._loop_thread.join(10)
 
     def _store_health(self, healthy: bool) -> None:
         """While inserts fail, health says NOT_SERVING, so a balancer sends new streams elsewhere."""
@@ -113,7 +152,7 @@ class IngestServer:
             self.health.set(name, status)
 
     def start(self) -> None:
-        self.grpc.start()
+        self._on_loop(self.grpc.start())
         for name in ("", SERVICE):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("ingest listening on %s:%d, store %s", self.config.host, self.port,
@@ -122,10 +161,24 @@ class IngestServer:
     def stop(self, grace: float = 5.0) -> None:
         """Stop taking streams, flush what is buffered, close the store."""
         self.health.enter_graceful_shutdown()
-        self.grpc.stop(grace).wait()
+        self._on_loop(self.grpc.stop(grace), timeout=grace + 30)
+        self._stop_loop()
         self.buffers.close()
+        self._stream_work.shutdown(wait=False)
+        self._unary.shutdown(wait=False)
         self.store.close()
         log.info("ingest stopped; %d batches taken", self.telemetry.batches)
+
+
+def raise_open_files_limit() -> None:
+    """Every trainer's stream is a socket: lift the soft open-files limit to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open-files limit from %d: %s", soft, exc)
 
 
 def serve(config: IngestConfig, ready: threading.Event | None = None, store: Store | None = None) -> None:

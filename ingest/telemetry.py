@@ -1,20 +1,27 @@
-"""The gRPC handlers: the telemetry stream (batches in, acks after commit) and Query.
+"""The gRPC handlers: the telemetry stream (batches in, acks after commit), Query and CheckAccess.
 
-Each stream gets a reader thread that validates and buffers batches as they
-arrive, while the handler's response generator waits for each batch's
-generation to commit and acks it, in order. Requests arrive as raw bytes so a
-malformed message is answered with INVALID_ARGUMENT and a reason, not a
-generic deserialisation failure.
+Streams are asyncio handlers on the server's event loop, so an open stream costs a
+coroutine, not a thread: thousands of trainers can hold streams while the sync unary
+handlers (Query, CheckAccess, sweeps, admin) keep their own thread pool. Each stream has a
+reader task that hands each batch to a small worker pool (decode, validate, buffer: never on
+the loop) as it arrives, while the handler waits for each batch's generation to commit and
+acks it, in order. Requests arrive as raw bytes so a malformed message is answered with
+INVALID_ARGUMENT and a reason, not a generic deserialisation failure.
+
+A stream writes one run: its batches all carry the (project, run_id, stream_id) of its first,
+dedup is keyed by all three, and only a key that may write the project gets in, so no other
+key's batch can advance or end a run. One live stream owns a run at a time (ingest/owners.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-import queue
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import grpc
@@ -22,9 +29,10 @@ from google.protobuf.message import DecodeError
 
 from pulse.v1 import telemetry_pb2 as pb
 
-from .auth import OPEN, AuthFailure, KeyStore, Principal
+from .auth import AuthFailure, KeyStore, Principal
 from .blobs import BlobStore
 from .buffers import Backpressure, Buffers
+from .owners import RunBusy, RunOwners, StreamSlots, TooManyStreams
 from .query import QueryRejected, project_filters, run_query, to_ipc
 from .runs import RunRegistry, UnknownRun
 from .storage import Store
@@ -35,6 +43,9 @@ log = logging.getLogger(__name__)
 MAX_BATCH_BYTES = 32 << 20
 GRPC_MAX_MESSAGE_BYTES = 2 * MAX_BATCH_BYTES  # above our own limit, so ours answers first
 REMEMBERED_STREAMS = 100_000
+READ_AHEAD = 256  # batches a stream may have validated but not yet acked; then it stops reading
+
+StreamKey = tuple[str, str, str]  # (project, run_id, stream_id)
 
 
 @dataclass
@@ -44,20 +55,39 @@ class StreamAbort(Exception):
     retry_after_ms: int = 0
 
 
+class StreamState:
+    """What one Stream call has established: who sends, and the one run it writes."""
+
+    def __init__(self, principal: Principal, peer: str) -> None:
+        self.principal = principal
+        self.peer = peer
+        self.key: StreamKey | None = None  # set by the first batch
+
+    @property
+    def run(self) -> tuple[str, str]:
+        assert self.key is not None
+        return self.key[0], self.key[1]
+
+
 _END = object()
 BLOB_RETRY_MS = 2000
 
 
 class TelemetryService:
     def __init__(self, store: Store, buffers: Buffers, registry: RunRegistry, keys: KeyStore | None = None,
-                 blobs: BlobStore | None = None) -> None:
+                 blobs: BlobStore | None = None, *, owners: RunOwners | None = None,
+                 slots: StreamSlots | None = None, work: Executor | None = None) -> None:
         self._store = store
         self._blobs = blobs
         self._keys = keys or KeyStore(store, enabled=False)
         self._buffers = buffers
         self._registry = registry
-        self._acked: OrderedDict[str, int] = OrderedDict()  # stream_id -> highest committed seq
+        self.owners = owners or RunOwners(silence_timeout=60.0)
+        self.slots = slots or StreamSlots(per_key=4096, total=16384)
+        self._work = work  # where batches are decoded; None: the loop's default executor
+        self._acked: OrderedDict[StreamKey, int] = OrderedDict()  # highest committed seq per stream
         self._acked_lock = threading.Lock()
+        self._commits: dict[int, asyncio.Future] = {}  # generation -> resolved on commit (loop thread only)
         self.batches = 0
         self.rejected_batches = 0
 
@@ -81,44 +111,75 @@ class TelemetryService:
 
     # -- Stream ---------------------------------------------------------------
 
-    def stream(self, requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[pb.Ack]:
-        principal = self._principal(context)
-        pending: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read, args=(requests, pending, principal), name="pulse-stream-reader",
-                         daemon=True).start()
-        while True:
-            item = pending.get()
-            if item is _END:
-                return
-            if isinstance(item, StreamAbort):
-                if item.retry_after_ms:
-                    context.set_trailing_metadata((("retry-after-ms", str(item.retry_after_ms)),))
-                context.abort(item.code, item.message)
-            ack, generation = item
-            while not self._buffers.wait(generation, timeout=1.0):
-                if not context.is_active():
-                    return
-            self._remember(ack.stream_id, ack.seq)
-            yield ack
-
-    def _read(self, requests: Iterator[bytes], pending: queue.Queue, principal: Principal) -> None:
+    async def stream(self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> AsyncIterator[pb.Ack]:
+        loop = asyncio.get_running_loop()
+        try:  # a key the cache does not hold is a store query: off the loop
+            principal = await loop.run_in_executor(self._work, self._keys.authenticate, context)
+        except AuthFailure as exc:
+            await context.abort(exc.code, str(exc))
         try:
-            for raw in requests:
+            self.slots.take(principal.key_id)
+        except TooManyStreams as exc:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        state = StreamState(principal, context.peer())
+        pending: asyncio.Queue = asyncio.Queue(READ_AHEAD)
+        reader = asyncio.create_task(self._read(requests, pending, state))
+        try:
+            while True:
+                item = await pending.get()
+                if item is _END:
+                    return
+                if isinstance(item, StreamAbort):
+                    if item.retry_after_ms:
+                        context.set_trailing_metadata((("retry-after-ms", str(item.retry_after_ms)),))
+                    await context.abort(item.code, item.message)
+                ack, generation = item
+                await self._committed(generation)
+                self._remember(state.key, ack.seq)
+                yield ack
+        finally:
+            reader.cancel()
+            self.slots.give(principal.key_id)
+            if state.key is not None:
+                self.owners.release(state.run, state.key[2], state)
+
+    async def _read(self, requests: AsyncIterator[bytes], pending: asyncio.Queue, state: StreamState) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            async for raw in requests:
                 try:
-                    pending.put(self._accept(raw, principal))
+                    accepted = await loop.run_in_executor(self._work, self._accept, raw, state)
                 except StreamAbort as abort:
                     self.rejected_batches += 1
-                    pending.put(abort)
+                    await pending.put(abort)
                     return
-        except grpc.RpcError:
-            pass  # the client went away; its unacked batches come again on a new stream
+                await pending.put(accepted)
+        except asyncio.CancelledError:
+            raise
         except Exception:
             log.exception("stream reader failed")
-            pending.put(StreamAbort(grpc.StatusCode.INTERNAL, "ingest failed reading the stream"))
-        finally:
-            pending.put(_END)
+            await pending.put(StreamAbort(grpc.StatusCode.INTERNAL, "ingest failed reading the stream"))
+        await pending.put(_END)
 
-    def _accept(self, raw: bytes, principal: Principal = OPEN) -> tuple[pb.Ack, int]:
+    async def _committed(self, generation: int) -> None:
+        """Wait, without holding a thread, until `generation` is committed."""
+        if self._buffers.committed >= generation:
+            return
+        future = self._commits.get(generation)
+        if future is None:  # one future per generation, however many streams wait on it
+            loop = asyncio.get_running_loop()
+            future = self._commits[generation] = loop.create_future()
+
+            def resolve() -> None:
+                self._commits.pop(generation, None)
+                if not future.done():
+                    future.set_result(None)
+
+            self._buffers.when_committed(generation, lambda: loop.call_soon_threadsafe(resolve))
+        await asyncio.shield(future)  # a stream that goes away must not cancel the others' wait
+
+    def _accept(self, raw: bytes, state: StreamState) -> tuple[pb.Ack, int]:
+        """Validate and buffer one batch (on a worker thread); the ack and the generation to wait for."""
         if len(raw) > MAX_BATCH_BYTES:
             raise StreamAbort(grpc.StatusCode.INVALID_ARGUMENT,
                               f"batch of {len(raw)} bytes exceeds the limit of {MAX_BATCH_BYTES} bytes")
@@ -128,12 +189,29 @@ class TelemetryService:
             check_batch(batch)
         except (DecodeError, BatchError) as exc:
             raise StreamAbort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed Batch: {exc}") from exc
+        principal = state.principal
         if problem := principal.write_problem(batch.project):
             raise StreamAbort(grpc.StatusCode.PERMISSION_DENIED, problem)
+        key = (batch.project, batch.run_id, batch.stream_id)
+        if state.key is None:
+            state.key = key
+        elif key != state.key:
+            raise StreamAbort(grpc.StatusCode.INVALID_ARGUMENT,
+                              f"a stream writes one run: this stream began with project {state.key[0]!r}, run "
+                              f"{state.key[1]!r}, stream {state.key[2]!r}, but a batch says project "
+                              f"{key[0]!r}, run {key[1]!r}, stream {key[2]!r}")
+        run = (batch.project, batch.run_id)
+        try:
+            if batch.replay:
+                self.owners.check_replay(run, batch.stream_id)
+            else:
+                self.owners.hold(run, batch.stream_id, principal.key_id, _host(batch) or state.peer, state)
+        except RunBusy as exc:
+            raise StreamAbort(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from exc
         self.batches += 1
         ack = pb.Ack(stream_id=batch.stream_id, seq=batch.seq)
         with self._acked_lock:
-            if batch.seq <= self._acked.get(batch.stream_id, 0):
+            if batch.seq <= self._acked.get(key, 0):
                 return ack, 0  # a resent batch we already committed
         try:
             decoded = decode(batch, self._blobs)
@@ -148,14 +226,19 @@ class TelemetryService:
             ack.rejected.append(pb.Rejection(what="batch", reason=str(exc)))
             return ack, 0
         try:
-            return ack, self._buffers.add(decoded.tables)
+            generation = self._buffers.add(decoded.tables)
         except Backpressure as exc:
             raise StreamAbort(grpc.StatusCode.UNAVAILABLE, str(exc), exc.retry_after_ms) from exc
+        if any(event.WhichOneof("kind") == "finish" for event in decoded.events):
+            self.owners.finished(run, batch.stream_id)  # a resume may follow at once
+        return ack, generation
 
-    def _remember(self, stream_id: str, seq: int) -> None:
+    def _remember(self, key: StreamKey | None, seq: int) -> None:
+        if key is None:
+            return
         with self._acked_lock:
-            self._acked[stream_id] = max(seq, self._acked.get(stream_id, 0))
-            self._acked.move_to_end(stream_id)
+            self._acked[key] = max(seq, self._acked.get(key, 0))
+            self._acked.move_to_end(key)
             if len(self._acked) > REMEMBERED_STREAMS:
                 self._acked.popitem(last=False)
 
@@ -193,6 +276,9 @@ class TelemetryService:
                           f"key {principal.key_id} is for project {principal.project!r}, not {request.project!r}")
         reply = pb.AccessReply(auth_required=self._keys.enabled, key_id=principal.key_id,
                                max_batch_bytes=MAX_BATCH_BYTES)
+        if request.run_id and (owner := self.owners.live((request.project, request.run_id))):
+            reply.run_live_owner.CopyFrom(pb.RunOwner(stream_id=owner.stream_id, host=owner.host,
+                                                      since_us=owner.since_us))
         if request.run_id:
             exists, next_step = self._store.query_rows(
                 "SELECT (SELECT count() > 0 FROM runs WHERE project = {p:String} AND run_id = {r:String}), "
@@ -200,3 +286,8 @@ class TelemetryService:
                 "AND run_id = {r:String})", {"p": request.project, "r": request.run_id})[0]
             reply.run_exists, reply.next_step = bool(exists), int(next_step)
         return reply
+
+
+def _host(batch: pb.Batch) -> str:
+    """The host a batch's RunStart names ("" without one)."""
+    return next((e.start.host for e in batch.events if e.WhichOneof("kind") == "start"), "")

@@ -29,7 +29,8 @@ def _ingest_config(args: argparse.Namespace):
                         max_buffer_rows=args.max_buffer_rows, auth=args.auth, insecure=args.insecure,
                         tls_cert=args.tls_cert or "", tls_key=args.tls_key or "",
                         admin_key_path=os.path.join(os.path.abspath(os.path.expanduser(args.data)), "admin-key"),
-                        cluster=args.cluster or "", blob_url=args.blobs or "")
+                        cluster=args.cluster or "", blob_url=args.blobs or "",
+                        max_streams=args.max_streams, max_streams_per_key=args.max_streams_per_key)
 
 
 def _add_ingest_flags(p: argparse.ArgumentParser) -> None:
@@ -45,6 +46,10 @@ def _add_ingest_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flush-interval", type=float, default=0.5, help="seconds between buffer flushes")
     p.add_argument("--max-buffer-rows", type=int, default=4_000_000,
                    help="rows buffered before the server pushes back with UNAVAILABLE")
+    p.add_argument("--max-streams", type=int, default=16_384,
+                   help="telemetry streams open at once, all keys together (one per training process)")
+    p.add_argument("--max-streams-per-key", type=int, default=4096,
+                   help="telemetry streams one API key may hold open at once")
     p.add_argument("--auth", action="store_true",
                    help="require API keys; the first start writes an admin key to <data dir>/admin-key")
     p.add_argument("--insecure", action="store_true",

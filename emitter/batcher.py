@@ -84,7 +84,8 @@ class Batcher:
         self.overflowed = 0
         self.batches = 0
         self.errors = 0
-        self.dropped_points = 0
+        self.dropped_points = 0  # metric points
+        self.dropped_records = 0  # histograms, images and system samples
         self._last_drop_report = 0.0
         self.last_error = ""
         self._thread = threading.Thread(target=self._run, name="pulse-sender", daemon=True)
@@ -198,15 +199,18 @@ class Batcher:
         logged at once and every 10 s while it grows, reported by finish(),
         and kept in the run summary as `_pulse/dropped_points`.
         """
-        # Histograms, images and system samples ("deferred" records) are dropped too, one point each.
-        points = sum(len(r[2]) if len(r) == 3 else r[0] == "deferred" for r in records)
-        self.dropped_points += points
+        # Metric points and other records (histograms, images, system samples: "deferred") are
+        # counted apart: a system sample counted as a metric point made stored + dropped overshoot
+        # the points logged.
+        self.dropped_points += sum(len(r[2]) for r in records if len(r) == 3)
+        self.dropped_records += sum(len(r) == 2 and r[0] == "deferred" for r in records)
         self.last_error = str(exc)
         events = [r for r in records if len(r) == 2 and r[0] in LIFECYCLE]
         if events:
             seq, data = self._encoder.encode(events)
             self._spool.append(seq, data, force=True)
-        self._tracker.set_explicit({"_pulse/dropped_points": self.dropped_points})
+        self._tracker.set_explicit({"_pulse/dropped_points": self.dropped_points,
+                                    "_pulse/dropped_records": self.dropped_records})
         now = time.monotonic()
         if now - self._last_drop_report >= 10 or self._last_drop_report == 0:
             self._last_drop_report = now

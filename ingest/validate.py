@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
+from pulse.limits import MAX_KEY_BYTES, json_size_problem, name_problem, notes_problem, tags_problem
 from pulse.v1 import telemetry_pb2 as pb
 
 from .blobs import BlobStore
 
-MAX_NAME_BYTES = 256  # project, run id, stream id
-MAX_KEY_BYTES = 512  # metric keys, system keys and devices, histogram keys
-MAX_JSON_BYTES = 4 << 20  # config and summary documents
+# Names, keys, tags, notes and JSON documents follow pulse/limits.py, the rules the emitter checks at
+# the call too; these limits are the server's alone.
 MAX_BUCKETS = 10_000
 MAX_MEDIA_BYTES = 25_000_000
 MAX_CAPTION_BYTES = 64 << 10
@@ -51,18 +51,6 @@ class Decoded:
 
 class BatchError(ValueError):
     """The batch as a whole is unusable (no run to attach its records to)."""
-
-
-def name_problem(value: str, what: str, limit: int = MAX_NAME_BYTES) -> str | None:
-    """Why `value` is not acceptable as a name or key, or None when it is."""
-    if not value:
-        return f"{what} is empty"
-    size = len(value.encode("utf-8", "surrogatepass"))
-    if size > limit:
-        return f"{what} is {size} bytes long; the limit is {limit}"
-    if any(ord(ch) < 32 or ch == "\x7f" for ch in value):
-        return f"{what} contains control characters"
-    return None
 
 
 def check_batch(batch: pb.Batch) -> None:
@@ -115,6 +103,8 @@ def event_problem(event: pb.Event) -> str | None:
                             (event.start.job_type, "job_type")):
             if value and (problem := name_problem(value, what)):
                 return problem
+        if problem := tags_problem(list(event.start.tags)) or notes_problem(event.start.notes):
+            return problem
         return _json_object_problem(event.start.config_json, "config_json")
     if kind == "config":
         return _json_object_problem(event.config.config_json, "config_json")
@@ -134,8 +124,8 @@ def event_problem(event: pb.Event) -> str | None:
 def _json_object_problem(text: str, what: str) -> str | None:
     if not text:
         return None
-    if len(text) > MAX_JSON_BYTES:
-        return f"{what} is {len(text)} bytes; the limit is {MAX_JSON_BYTES}"
+    if problem := json_size_problem(text, what):
+        return problem
     try:
         value = json.loads(text)
     except ValueError as exc:

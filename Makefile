@@ -17,6 +17,7 @@ $(VENV)/.base: pyproject.toml
 $(VENV)/.dev: $(VENV)/.base
 	$(PIP) install torch==2.13.0
 	$(PIP) install -e '.[dev,torch]'
+	$(PIP) install -e ./compat/wandb
 	touch $@
 
 demo: $(VENV)/.base

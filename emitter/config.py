@@ -1,11 +1,19 @@
-"""`run.config`: a dict with attribute access, filled from a dict, an argparse Namespace or a YAML file."""
+"""`run.config`: a dict with attribute access, filled from a dict, an argparse Namespace or a YAML file.
+
+As in W&B, a key keeps its value once set: changing it raises `ConfigError` unless
+`allow_val_change=True`; setting the same value again, or a new key, is always fine.
+"""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+
+class ConfigError(ValueError):
+    """A config key was changed without `allow_val_change=True` (W&B's `config_util.ConfigError`)."""
 
 
 def load_config(source: Any) -> dict[str, Any]:
@@ -33,12 +41,41 @@ def load_config(source: Any) -> dict[str, Any]:
                     f"not {type(source).__name__}")
 
 
+def select_keys(items: Mapping[str, Any], include: Collection[str] | None = None,
+                exclude: Collection[str] | None = None) -> dict[str, Any]:
+    """`init(config_include_keys=..., config_exclude_keys=...)`: keep only `include`, or drop `exclude`.
+
+    As in W&B the two are exclusive, and they filter the config given to `init()` only.
+
+    Example:
+        select_keys(vars(args), exclude=["data_dir"])
+    """
+    if include and exclude:
+        raise ValueError("config_include_keys and config_exclude_keys are exclusive: give one of them")
+    for name, keys in (("config_include_keys", include), ("config_exclude_keys", exclude)):
+        if isinstance(keys, str):  # a lone string would filter by its characters
+            raise TypeError(f"{name} must be a list of keys, not the string {keys!r}")
+    if include:
+        return {k: v for k, v in items.items() if k in include}
+    if exclude:
+        return {k: v for k, v in items.items() if k not in exclude}
+    return dict(items)
+
+
+def _differs(old: Any, new: Any) -> bool:
+    try:
+        return bool(old != new)
+    except (TypeError, ValueError):  # arrays compare element-wise: call that a change
+        return True
+
+
 class Config:
     """Run configuration: `config["lr"]` and `config.lr` both work.
 
     Example:
         run = emitter.init(project="mnist", config={"lr": 0.1})
         run.config.update({"batch_size": 64})
+        run.config.update({"lr": 0.05}, allow_val_change=True)
         lr = emitter.config.lr
     """
 
@@ -46,20 +83,28 @@ class Config:
         object.__setattr__(self, "_items", {})
         object.__setattr__(self, "_locked", set())
         object.__setattr__(self, "_on_change", on_change)
+        object.__setattr__(self, "_allow_val_change", False)
 
-    def update(self, source: Any = None, allow_val_change: bool = True, **kwargs: Any) -> None:
+    def allow_changes(self, allowed: bool = True) -> None:
+        """Let later updates change values without `allow_val_change=True` (`init(allow_val_change=True)`)."""
+        object.__setattr__(self, "_allow_val_change", bool(allowed))
+
+    def update(self, source: Any = None, allow_val_change: bool | None = None, **kwargs: Any) -> None:
+        """Add keys from a dict, Namespace or YAML path; changing a key's value needs `allow_val_change=True`.
+
+        Keys a sweep set are kept (the script's own defaults must not override them). A refused
+        change raises before anything of this update is applied.
+        """
         items = load_config(source)
         items.update(kwargs)
-        changed = False
-        for key, value in items.items():
-            if key in self._locked:
-                continue  # set by a sweep: the script's own defaults must not override it
-            if not allow_val_change and key in self._items and self._items[key] != value:
-                raise ValueError(f"config[{key!r}] is already {self._items[key]!r}; "
-                                 "pass allow_val_change=True to change it")
-            self._items[key] = value
-            changed = True
-        if changed:
+        items = {k: v for k, v in items.items() if k not in self._locked}
+        if not (self._allow_val_change if allow_val_change is None else allow_val_change):
+            for key, value in items.items():
+                if key in self._items and _differs(self._items[key], value):
+                    raise ConfigError(f"config[{key!r}] is already {self._items[key]!r}, not {value!r}; "
+                                      "pass allow_val_change=True to config.update() to change it")
+        if items:
+            self._items.update(items)
             self._changed()
 
     def lock(self, items: Mapping[str, Any]) -> None:

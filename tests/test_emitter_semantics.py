@@ -84,7 +84,7 @@ def test_config_from_dict_namespace_and_yaml_with_item_and_attribute_access(emit
     emitter.config.update(str(yaml_path))
     emitter.config.dropout = 0.1
     emitter.config["seed"] = 7
-    run.config.update({"lr": 0.02})
+    run.config.update({"lr": 0.02}, allow_val_change=True)  # W&B refuses a change without it
     assert dict(emitter.config.items()) == {"lr": 0.02, "batch_size": 32, "optimizer": "adam", "epochs": 3,
                                             "dropout": 0.1, "seed": 7}
     with pytest.raises(AttributeError):

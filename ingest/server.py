@@ -126,7 +126,11 @@ class IngestServer:
                    # A trainer's machine that vanished without closing its socket is found by pings,
                    # so the run it owned is free again within a minute (ingest/owners.py).
                    ("grpc.keepalive_time_ms", 30_000), ("grpc.keepalive_timeout_ms", 20_000),
-                   ("grpc.http2.max_pings_without_data", 0)]
+                   ("grpc.http2.max_pings_without_data", 0),
+                   # Calls the loop has not picked up yet wait in core's queue; past its default
+                   # (1,000) core cancels them, which a whole job's ranks connecting at once exceed.
+                   ("grpc.server.max_pending_requests", 4 * config.max_streams),
+                   ("grpc.server.max_pending_requests_hard_limit", 4 * config.max_streams)]
         self.grpc = grpc.aio.server(migration_thread_pool=self._unary, options=options)
         self.grpc.add_generic_rpc_handlers((self.telemetry.handler(), AdminService(self.keys).handler(),
                                             self.sweeps.handler()))

@@ -1,126 +1,307 @@
-"""The read-only SQL path: one statement, no writes, no table functions that reach outside.
+"""The read-only SQL path: users' statements, checked on ClickHouse's own syntax tree, run with limits.
 
-ClickHouse does the heavy lifting: `readonly=2` refuses writes, DDL and
-changing `readonly` itself; `formatQuery` refuses multiple statements; the
-parsed AST tells which table functions a query uses. Time and row limits are
-ClickHouse settings, so a runaway query is stopped by the engine.
+The engine the statement will run on parses it (`parseQueryToJSON`, ClickHouse 26.8 and later;
+an older server's statements are parsed by the embedded engine instead), and ingest/sql_guard.py
+accepts only what it lists. Every query then runs with ClickHouse's own limits on memory, rows
+and bytes read, result size, time and threads (`Limits`), a few at a time, on the store's
+users' connection (`read_only_arrow`), where `readonly=2` refuses writes and DDL once more.
 """
 
 from __future__ import annotations
 
-import re
+import json
+import os
+import threading
+import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 
+from . import sql_guard
+from .sql_guard import QueryRejected, quote
 from .storage import Store
+
+__all__ = ["QueryRejected", "check_read_only", "run_query", "project_filters", "Limits"]
 
 DEFAULT_MAX_ROWS = 1_000_000
 MAX_ROWS = 10_000_000
 DEFAULT_TIMEOUT_S = 30
 MAX_TIMEOUT_S = 300
-READ_VERBS = ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXISTS")
-# DESCRIBE and EXISTS may name a table, never a table function.
-_NAMES_A_TABLE = re.compile(r"^(DESCRIBE|DESC|EXISTS)( TABLE)? [\w.`\"]+$", re.IGNORECASE)
-# Tables no query may read, whoever asks (key hashes are managed through the Admin service).
-HIDDEN_TABLES = {"api_keys": "0"}
-# Table functions that read only the store or make numbers; everything else
-# (file, url, s3, remote, mysql, executable, ...) reaches outside and is refused.
-SAFE_TABLE_FUNCTIONS = {"numbers", "numbers_mt", "zeros", "zeros_mt", "generate_series", "values",
-                        "view"}
-_TABLE_FUNCTION = re.compile(r"^\s*Function (\w+)")
+MAX_SQL_CHARS = 256 << 10  # ClickHouse's own max_query_size
+# Tables no query may read, whoever asks; refused by the checks already, hidden here once more.
+HIDDEN_TABLES = {"api_keys": "0", "schema_migrations": "0"}
+PREPARED_STATEMENTS = 4096
+CATALOG_TTL_S = 10.0
+_NO_JSON = ("does not support JSON serialization", "is not supported by parseQueryToJSON")
 
 
-class QueryRejected(ValueError):
-    """The statement is not a single read-only query; the message says why."""
+@dataclass(frozen=True)
+class Limits:
+    """What one users' query may take; each is a ClickHouse setting but `concurrent`.
+
+    From the environment (`PULSE_QUERY_MAX_MEMORY=2G`, ...), else these defaults. At most
+    `concurrent` users' queries run at once, so their memory together stays under
+    `concurrent * max_memory`; the rest wait up to `queue_timeout_s` and are then refused.
+    """
+
+    max_memory: int = 2 << 30
+    max_rows_to_read: int = 2_000_000_000
+    max_bytes_to_read: int = 200 << 30
+    max_result_bytes: int = 256 << 20
+    max_threads: int = 4
+    concurrent: int = 4
+    queue_timeout_s: float = 10.0
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        values: dict[str, Any] = {}
+        for name, default in cls().__dict__.items():
+            text = os.environ.get(f"PULSE_QUERY_{name.upper()}", "").strip()
+            if text:
+                values[name] = _size(text, name) if isinstance(default, int) else float(text)
+        return cls(**values)
+
+    def settings(self) -> dict[str, Any]:
+        return {"max_memory_usage": self.max_memory, "max_rows_to_read": self.max_rows_to_read,
+                "max_bytes_to_read": self.max_bytes_to_read, "max_result_bytes": self.max_result_bytes,
+                "max_threads": self.max_threads}
 
 
-# System tables that describe the schema, not anyone's data: open to project-scoped keys.
-SCHEMA_TABLES = {"system.one", "system.numbers", "system.tables", "system.columns", "system.functions",
-                 "system.table_functions", "system.data_type_families", "system.databases"}
-_TABLE = re.compile(r"^\s*TableIdentifier (\S+)")
-_inspected: OrderedDict[tuple[str, str], frozenset[str]] = OrderedDict()  # text -> tables it reads
-INSPECTED_STATEMENTS = 4096
+def _size(text: str, name: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    try:
+        if text[-1].upper() in units:
+            return int(float(text[:-1]) * units[text[-1].upper()])
+        return int(text)
+    except ValueError:
+        raise ValueError(f"PULSE_QUERY_{name.upper()}={text!r}: give a number, optionally with K, M, G or T") from None
+
+
+class ProjectFilters(dict):
+    """table -> SQL condition keeping one project's rows; remembers the project for the server's row policies."""
+
+    def __init__(self, project: str, filters: dict[str, str]) -> None:
+        super().__init__(filters)
+        self.project = project
+
+
+def project_filters(store: Store, project: str) -> dict[str, str]:
+    """A filter per readable table keeping rows of `project` only ('' = no filter)."""
+    if not project:
+        return {}
+    return ProjectFilters(project, {table: f"project = {quote(project)}" for table in sql_guard.PUBLIC_TABLES})
 
 
 def check_read_only(store: Store, sql: str, parameters: dict[str, Any] | None = None,
                     scoped: bool = False) -> None:
-    """Raise QueryRejected unless `sql` is one read-only statement that reads only the store.
+    """Raise QueryRejected unless `sql` is one read-only statement users may run.
 
-    Refused: anything but SELECT/WITH/SHOW/DESCRIBE/EXISTS, several
-    statements, SETTINGS clauses (the server sets the limits), table
-    functions that reach outside (file, url, s3, remote, ...), and for a
-    `scoped` (one-project) caller, system tables other than the schema's.
-    Dashboards send the same statements over and over with new parameters,
-    and parameters only ever stand for values, so what a statement reads is
-    remembered by its text.
+    Accepted: SELECT/WITH over the public tables and the short list of system tables of
+    ingest/sql_guard.py, calling only the functions of ingest/sql_functions.py; DESCRIBE TABLE,
+    SHOW TABLES and SHOW COLUMNS of the public tables. Refused, each by name: every other
+    statement, table, database, table function and function; SETTINGS, FORMAT and INTO OUTFILE
+    clauses; parameters standing for names. The same rules hold for every key (`scoped` is
+    kept for callers of the earlier API). Parameters only ever stand for values, so what a
+    statement may do is decided by its text, and remembered.
+
+        check_read_only(store, "SELECT count() FROM metrics WHERE run_id = {r:String}")
     """
-    if not sql.strip():
-        raise QueryRejected("empty query")
-    key = (store.url, sql)
-    tables = _inspected.get(key)
-    if tables is None:
-        tables = _inspect(store, sql, parameters)
-        _inspected[key] = tables
-        if len(_inspected) > INSPECTED_STATEMENTS:
-            _inspected.popitem(last=False)
-    else:
-        _inspected.move_to_end(key)
-    if scoped:
-        for table in sorted(tables):
-            if table.startswith("system.") and table not in SCHEMA_TABLES:
-                raise QueryRejected(f"{table} is not readable with a key for one project")
-
-
-def _inspect(store: Store, sql: str, parameters: dict[str, Any] | None) -> frozenset[str]:
-    try:
-        formatted = store.query_rows("SELECT formatQuery({q:String})", {"q": sql})[0][0]
-        verb = formatted.split(None, 1)[0].upper() if formatted else ""
-        if verb not in READ_VERBS:
-            raise QueryRejected(f"only read-only queries are allowed ({', '.join(READ_VERBS)}); got {verb}")
-        if verb in ("DESCRIBE", "DESC", "EXISTS") and not _NAMES_A_TABLE.match(formatted):
-            raise QueryRejected(f"{verb} may only name a table")
-        ast = []
-        if verb in ("SELECT", "WITH"):
-            # As a subquery, so the client's trailing FORMAT applies to the EXPLAIN output.
-            explain = f"SELECT explain FROM (EXPLAIN AST {formatted})"
-            ast = [row[0] for row in store.query_rows(explain, parameters or None)]
-    except QueryRejected:
-        raise
-    except Exception as exc:
-        raise QueryRejected(clickhouse_message(exc)) from exc
-    tables = set()
-    for above, line in zip(ast, ast[1:]):
-        match = _TABLE_FUNCTION.match(line)
-        if "TableExpression" in above and match and match.group(1) not in SAFE_TABLE_FUNCTIONS:
-            raise QueryRejected(f"table function {match.group(1)}() is not allowed in read-only queries")
-        if match := _TABLE.match(line):
-            name = match.group(1)
-            tables.add(name)
-    if any(line.strip() == "Set" or line.strip().startswith("Set ") for line in ast):
-        raise QueryRejected("SETTINGS clauses are not allowed in read-only queries; the server sets the limits")
-    return frozenset(tables)
+    _prepared(store, sql)
 
 
 def run_query(store: Store, sql: str, parameters: dict[str, Any] | None = None,
               max_rows: int = 0, timeout_s: float = 0, filters: dict[str, str] | None = None) -> pa.Table:
-    """Run one read-only statement with row and time limits.
+    """Run one read-only statement with `Limits`, row and time limits.
 
-    `filters` (table -> SQL condition) are applied by ClickHouse to every read
-    of those tables (`additional_table_filters`): how a key for one project
-    sees only that project's rows.
+    `filters` (table -> SQL condition) are applied by ClickHouse to every read of those tables
+    (`additional_table_filters`): how a key for one project sees only that project's rows. On a
+    server, the project also travels as the `SQL_pulse_project` setting for its row policies
+    (deploy/clickhouse/users-sql.md).
     """
-    check_read_only(store, sql, parameters, scoped=bool(filters))
+    prepared = _prepared(store, sql)
+    limits = Limits.from_env()
     max_rows = min(max_rows or DEFAULT_MAX_ROWS, MAX_ROWS)
     timeout_s = min(timeout_s or DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S)
     settings = {"readonly": 2, "max_result_rows": max_rows, "result_overflow_mode": "throw",
-                "max_execution_time": timeout_s,
+                "max_execution_time": timeout_s, **limits.settings(),
                 "additional_table_filters": _map_literal({**HIDDEN_TABLES, **(filters or {})})}
+    project = getattr(filters, "project", None) if filters else None
+    with _slot(limits):
+        try:
+            table = store.read_only_arrow(prepared, parameters or None, settings, project=project)
+        except Exception as exc:
+            raise QueryRejected(clickhouse_message(exc)) from exc
+    if table.nbytes > limits.max_result_bytes:  # ClickHouse checks per block, so one big block may pass
+        raise QueryRejected(f"Limit for result exceeded: {table.nbytes} bytes; the limit is "
+                            f"{limits.max_result_bytes} (max_result_bytes)")
+    return table
+
+
+_slots_lock = threading.Lock()
+_slots: dict[int, threading.BoundedSemaphore] = {}
+
+
+class _slot:
+    """One of `limits.concurrent` places for a running users' query."""
+
+    def __init__(self, limits: Limits) -> None:
+        with _slots_lock:
+            self._semaphore = _slots.setdefault(limits.concurrent, threading.BoundedSemaphore(limits.concurrent))
+        self._limits = limits
+
+    def __enter__(self) -> None:
+        if not self._semaphore.acquire(timeout=self._limits.queue_timeout_s):
+            raise QueryRejected(f"{self._limits.concurrent} queries are running already and none ended within "
+                                f"{self._limits.queue_timeout_s:g} s; try again later (PULSE_QUERY_CONCURRENT)")
+
+    def __exit__(self, *exc: object) -> None:
+        self._semaphore.release()
+
+
+# -- preparing a statement: parse, check, rewrite ----------------------------------------------------
+
+_lock = threading.Lock()
+_statements: OrderedDict[tuple[str, str], str | QueryRejected] = OrderedDict()
+_catalogs: dict[str, tuple[float, sql_guard.Catalog]] = {}
+_views: dict[str, dict[str, dict[str, Any]]] = {}
+_local_parsers: dict[str, Any] = {}
+
+
+def _prepared(store: Store, sql: str) -> str:
+    """The SELECT to send for users' `sql`, or QueryRejected saying why there is none."""
+    if not sql.strip():
+        raise QueryRejected("empty query")
+    if len(sql) > MAX_SQL_CHARS:
+        raise QueryRejected(f"the query is {len(sql)} characters long; the limit is {MAX_SQL_CHARS}")
+    key = (store.url, sql)
+    with _lock:
+        found = _statements.get(key)
+        if found is not None:
+            _statements.move_to_end(key)
+    if found is None:
+        try:
+            found = _prepare(store, sql)
+        except QueryRejected as exc:
+            found = exc
+        with _lock:
+            _statements[key] = found
+            if len(_statements) > PREPARED_STATEMENTS:
+                _statements.popitem(last=False)
+    if isinstance(found, QueryRejected):
+        raise QueryRejected(str(found))
+    return found
+
+
+def _prepare(store: Store, sql: str) -> str:
+    catalog = _catalog(store)
     try:
-        return store.read_only_arrow(sql, parameters or None, settings)
+        tree = _parse(store, sql)
+    except QueryRejected as exc:
+        if not any(marker in str(exc) for marker in _NO_JSON):
+            raise
+        formatted = _engine_value(store, "SELECT formatQuery({q:String})", {"q": sql})
+        select = sql_guard.describe_as_select(formatted)
+        if select is None:
+            words = formatted.split()
+            verb = " ".join(words[:2]) if words[:1] == ["SHOW"] else (words or ["?"])[0]
+            raise QueryRejected(f"only read-only queries are allowed ({sql_guard.VERBS}); got {verb}") from None
+        return _checked(store, _parse(store, select), catalog, rewritten=True, original=select)
+    if tree.get("type") in ("ShowTablesQuery", "ShowColumnsQuery"):
+        select = sql_guard.show_as_select(tree, catalog)
+        return _checked(store, _parse(store, select), catalog, rewritten=True, original=select)
+    return _checked(store, tree, catalog, rewritten=False, original=sql)
+
+
+def _checked(store: Store, tree: dict[str, Any], catalog: sql_guard.Catalog, rewritten: bool,
+             original: str) -> str:
+    inspection = sql_guard.inspect(tree, catalog)
+    local = store.url in _local_parsers
+    if not inspection.views and not local:
+        return original  # parsed by the engine it runs on: what was checked is what runs
+    if inspection.views:
+        tree = sql_guard.graft(inspection, _view_trees(store))
+    return _format(store, tree)
+
+
+def _parse(store: Store, sql: str) -> dict[str, Any]:
+    local = _local_parsers.get(store.url)
+    try:
+        text = _engine_value(local or store, "SELECT parseQueryToJSON({q:String})", {"q": sql})
+    except QueryRejected as exc:
+        if local is not None or "parseQueryToJSON" not in str(exc) or "UNKNOWN_FUNCTION" not in str(exc):
+            raise
+        # A server older than 26.8: ClickHouse's parser still decides, the embedded one, and the
+        # statement is sent as that parser formats what it checked.
+        _local_parsers[store.url] = _local_parser()
+        return _parse(store, sql)
+    return json.loads(text)
+
+
+def _format(store: Store, tree: dict[str, Any]) -> str:
+    engine = _local_parsers.get(store.url) or store
+    return _engine_value(engine, "SELECT formatQueryFromJSON({t:String})", {"t": json.dumps(tree)})
+
+
+def _view_trees(store: Store) -> dict[str, dict[str, Any]]:
+    if store.url not in _views:
+        views = [v for v in sql_guard.SYSTEM_TABLES.values() if v]
+        _views[store.url] = {view: _parse(store, view) for view in views}
+    return _views[store.url]
+
+
+def _catalog(store: Store) -> sql_guard.Catalog:
+    """The database users' SQL runs in and its tables, asked anew every few seconds."""
+    now = time.monotonic()
+    cached = _catalogs.get(store.url)
+    if cached and now - cached[0] < CATALOG_TTL_S:
+        return cached[1]
+    table = _engine(store, "SELECT currentDatabase() AS db, (SELECT groupArray(name) FROM system.tables "
+                           "WHERE database = currentDatabase()) AS tables", None)
+    catalog = sql_guard.Catalog(table.column("db")[0].as_py(), frozenset(table.column("tables")[0].as_py()))
+    if cached and cached[1] != catalog:
+        with _lock:  # a table came or went: what a statement may do is decided anew
+            _statements.clear()
+    _catalogs[store.url] = (now, catalog)
+    return catalog
+
+
+_ENGINE_SETTINGS = {"readonly": 2, "max_execution_time": 10, "max_result_rows": 1000}
+
+
+def _engine(store: Any, sql: str, parameters: dict[str, Any] | None) -> pa.Table:
+    try:
+        return store.read_only_arrow(sql, parameters, dict(_ENGINE_SETTINGS))
     except Exception as exc:
-        raise QueryRejected(clickhouse_message(exc)) from exc
+        message = clickhouse_message(exc)
+        echo = message.find(" In scope SELECT ")  # the parse call, echoing the statement once more
+        if echo > 0:
+            message = message[:echo].rstrip(":. ") + "." + message[message.rfind(" ("):]
+        raise QueryRejected(message) from exc
+
+
+def _engine_value(store: Any, sql: str, parameters: dict[str, Any]) -> str:
+    return _engine(store, sql, parameters).column(0)[0].as_py()
+
+
+class _LocalParser:
+    """The embedded engine, as a parser only, for servers without parseQueryToJSON."""
+
+    def __init__(self) -> None:
+        import clickhouse_connect  # deferred: only an old server's users' SQL needs it
+
+        self._client = clickhouse_connect.get_client(dsn="chdb://")
+        self._lock = threading.Lock()
+
+    def read_only_arrow(self, sql: str, parameters: dict[str, Any] | None, settings: dict[str, Any],
+                        project: str | None = None) -> pa.Table:
+        with self._lock:
+            return self._client.query_arrow(sql, parameters=parameters, settings=settings)
+
+
+def _local_parser() -> _LocalParser:
+    return _LocalParser()
 
 
 def clickhouse_message(exc: Exception) -> str:
@@ -139,18 +320,5 @@ def to_ipc(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def project_filters(store: Store, project: str) -> dict[str, str]:
-    """A filter per table with a `project` column, keeping rows of `project` only ('' = no filter)."""
-    if not project:
-        return {}
-    tables = store.query_rows("SELECT DISTINCT table FROM system.columns WHERE database = currentDatabase() "
-                              "AND name = 'project'")
-    return {table: f"project = {_quote(project)}" for (table,) in tables}
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def _map_literal(items: dict[str, str]) -> str:
-    return "{" + ", ".join(f"{_quote(k)}: {_quote(v)}" for k, v in items.items()) + "}"
+    return "{" + ", ".join(f"{quote(k)}: {quote(v)}" for k, v in items.items()) + "}"

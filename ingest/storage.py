@@ -8,6 +8,7 @@ same client API, so the rest of the ingest never knows which one it has.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 from importlib import resources
@@ -31,7 +32,7 @@ class Store(Protocol):
     def query_rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple]: ...
 
     def read_only_arrow(self, sql: str, parameters: dict[str, Any] | None,
-                        settings: dict[str, Any]) -> pa.Table: ...
+                        settings: dict[str, Any], project: str | None = None) -> pa.Table: ...
 
     def command(self, sql: str) -> Any: ...
 
@@ -46,10 +47,15 @@ class ClickHouseStore:
     (settings, USE) from leaking between the flusher and queries.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, query_url: str | None = None) -> None:
         import clickhouse_connect  # deferred: importing the driver (and chDB) is slow
 
         self.url = url
+        # On a server, users' SQL may run as a read-only ClickHouse user of its own whose row
+        # policies keep each key's project (deploy/clickhouse/users-sql.md).
+        if query_url is None:
+            query_url = "" if url.startswith("chdb:") else os.environ.get("PULSE_QUERY_CLICKHOUSE_URL", "")
+        self.query_url = query_url
         self._connect = clickhouse_connect.get_client
         self._local = threading.local()
         self._clients: list[Any] = []
@@ -59,8 +65,9 @@ class ClickHouseStore:
     def _client(self, role: str = "writer") -> Any:
         client = getattr(self._local, role, None)
         if client is None:
-            extra = {} if self.url.startswith("chdb:") else {"autogenerate_session_id": False}
-            client = self._connect(dsn=self.url, **extra)
+            url = self.query_url if role == "reader" and self.query_url else self.url
+            extra = {} if url.startswith("chdb:") else {"autogenerate_session_id": False}
+            client = self._connect(dsn=url, **extra)
             setattr(self._local, role, client)
             with self._lock:
                 self._clients.append(client)
@@ -77,9 +84,14 @@ class ClickHouseStore:
         return self._client().query(sql, parameters=parameters).result_rows
 
     def read_only_arrow(self, sql: str, parameters: dict[str, Any] | None,
-                        settings: dict[str, Any]) -> pa.Table:
+                        settings: dict[str, Any], project: str | None = None) -> pa.Table:
         """Run users' SQL on a client of its own: chDB keeps per-query settings such as
-        `readonly` on the client's session, so they must never reach the writer's client."""
+        `readonly` on the client's session, so they must never reach the writer's client.
+
+        With a users' connection of its own (`query_url`), `project` (None: every project)
+        travels as the custom settings its row policies read."""
+        if self.query_url:
+            settings = {**settings, **query_scope(project)}
         return self._client("reader").query_arrow(sql, parameters=parameters, settings=settings)
 
     def command(self, sql: str) -> Any:
@@ -93,6 +105,11 @@ class ClickHouseStore:
                 client.close()
             except Exception:  # closing is best effort; the engine is going away anyway
                 log.debug("closing a ClickHouse client failed", exc_info=True)
+
+
+def query_scope(project: str | None) -> dict[str, str]:
+    """The settings the users' ClickHouse user's row policies read: one project's rows, or all."""
+    return {"SQL_pulse_project": project or "", "SQL_pulse_all_projects": "0" if project else "1"}
 
 
 def open_store(url: str, migrations: str | None = None, cluster: str = "") -> ClickHouseStore:

@@ -4,56 +4,26 @@ The training thread only appends to a deque (see `Run.log`). The sender
 wakes every `interval` (or when asked to flush), encodes what is queued into
 batches of at most `max_batch_values`, appends them to the spool and lets the
 transport know. Past `max_values` queued, records go to an overflow file on
-disk instead, so the training loop is never blocked and nothing is dropped.
+disk instead (`overflow.py`), so the training loop is never blocked and nothing is dropped.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import pickle
-import struct
 import threading
 import time
 from collections import deque
-from pathlib import Path
 
 from .encode import Encoder
-from .spool import OVERFLOW, Spool, SpoolFull
+from .overflow import Overflow
+from .spool import Spool, SpoolFull, SpoolWriteError
 from .summary import SummaryTracker
 
 log = logging.getLogger("pulse")
 SPILL_RECORDS = 512
 # Event kinds kept even when the spool is full: what makes a run a run.
 LIFECYCLE = frozenset({"start", "config", "summary", "finish", "metric", "alert", "graph", "heartbeat"})
-LENGTH = struct.Struct("<I")
 MAX_BATCH_VALUES = 20_000  # values per batch, well under the ingest's batch limit
-
-
-def write_overflow(path: Path, project: str, run_id: str, records: list) -> None:
-    """Append records to a spool's overflow file: length-prefixed pickles that say whose records they are."""
-    data = pickle.dumps((project, run_id, records), protocol=pickle.HIGHEST_PROTOCOL)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        os.write(fd, LENGTH.pack(len(data)) + data)
-    finally:
-        os.close(fd)
-
-
-def read_overflow(data: bytes) -> tuple[str, str, list]:
-    """(project, run_id, records) of an overflow file's bytes; a torn last chunk (a kill mid-write) is skipped."""
-    project = run_id = ""
-    records: list = []
-    offset = 0
-    while offset + LENGTH.size <= len(data):
-        (size,) = LENGTH.unpack_from(data, offset)
-        chunk = data[offset + LENGTH.size:offset + LENGTH.size + size]
-        if len(chunk) < size:
-            break
-        project, run_id, part = pickle.loads(chunk)
-        records.extend(part)
-        offset += LENGTH.size + size
-    return project, run_id, records
 
 
 class Batcher:
@@ -77,8 +47,9 @@ class Batcher:
         self._completed = 0
         self._stopping = False
         self._overflow: list = []
-        self._overflow_path = spool.directory / OVERFLOW
-        self._overflow_lock = threading.Lock()
+        # Rows spilled past the queue bound; its counters say what a full disk dropped there.
+        self.spilled = Overflow(spool.directory, encoder.project, encoder.run_id, encoder.stream_id)
+        self._overflow_path = self.spilled.path
         self._last_batch = 0.0
         self._sent_summary = -1
         self.overflowed = 0
@@ -86,6 +57,7 @@ class Batcher:
         self.errors = 0
         self.dropped_points = 0  # metric points
         self.dropped_records = 0  # histograms, images and system samples
+        self.disk_dropped_points = 0  # metric points of batches the disk refused (full, quota, I/O error)
         self._last_drop_report = 0.0
         self.last_error = ""
         self._thread = threading.Thread(target=self._run, name="pulse-sender", daemon=True)
@@ -107,8 +79,7 @@ class Batcher:
         records, self._overflow = self._overflow, []
         if not records:
             return
-        with self._overflow_lock:
-            write_overflow(self._overflow_path, self._encoder.project, self._encoder.run_id, records)
+        self.spilled.write(records)  # never raises: a disk error drops and counts them
 
     def flush(self, timeout: float) -> bool:
         """Encode and spool everything queued so far; True if done within `timeout`."""
@@ -153,7 +124,7 @@ class Batcher:
         # Only what is queued now: records that arrive meanwhile wait for the next wake-up, so a
         # busy training loop makes one batch per interval, not a stream of tiny ones.
         queue, limit, left = self.queue, self._max_batch_values, len(self.queue)
-        while left or self._overflow_path.exists():
+        while left or self.spilled.has_records():
             records, n = [], 0
             while left and n < limit:
                 record = queue.popleft()
@@ -184,6 +155,12 @@ class Batcher:
             self._spool.append(seq, data)
         except SpoolFull as exc:
             self._spool_full(records, exc)
+            return
+        except SpoolWriteError:  # the disk refused it: the spool counted and reported the batch
+            self.disk_dropped_points += sum(len(r[2]) for r in records if len(r) == 3)
+            # The run's events go again with the next batch (a newer heartbeat will come anyway).
+            self.queue.extendleft(reversed([r for r in records if len(r) == 2 and r[0] in LIFECYCLE
+                                            and r[0] != "heartbeat"]))
             return
         self.batches += 1
         self._last_batch = time.monotonic()
@@ -219,13 +196,7 @@ class Batcher:
                       "back.", exc, self.dropped_points)
 
     def _take_overflow(self) -> list:
-        with self._overflow_lock:
-            try:
-                data = self._overflow_path.read_bytes()
-            except FileNotFoundError:
-                return []
-            self._overflow_path.unlink()
-        return read_overflow(data)[2]
+        return self.spilled.take()
 
     # -- fork -----------------------------------------------------------------
 
@@ -236,5 +207,5 @@ class Batcher:
         self._stopping = True
         self._wake = threading.Event()
         self._done = threading.Condition()
-        self._overflow_lock = threading.Lock()
+        self.spilled.abandon()
 

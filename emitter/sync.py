@@ -1,16 +1,23 @@
-"""`pulse sync`: upload runs left in the spool (offline mode, an unreachable server, a kill)."""
+"""`pulse sync`: upload runs left in the spool (offline mode, an unreachable server, a kill).
+
+It uploads every intact record, skips damaged bytes (saying which file, where,
+how much), moves files with damage to `PULSE_DIR/quarantine/` instead of
+deleting them, leaves a spool another process holds alone, and never loads a
+pickle (`overflow.pkl` of older releases).
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .batcher import MAX_BATCH_VALUES, read_overflow
-from .encode import Encoder
+from .overflow import LEGACY_NOTE
+from .records import Damage
 from .settings import Settings
-from .spool import OVERFLOW, Spool, SpoolBusy, spooled_streams
+from .spool import LEGACY_OVERFLOW, OVERFLOW, Spool, SpoolBusy, spooled_streams
 from .transport import Transport
 
 log = logging.getLogger("pulse")
@@ -22,6 +29,20 @@ class SyncResult:
     batches: int
     uploaded: bool
     reason: str = ""
+    busy: bool = False  # another process holds the spool: skipped, not failed
+    damage: list[tuple[str, Damage]] = field(default_factory=list)  # (file, what was skipped there)
+    tail_file: str = ""  # a record cut short at the end of this file is what a kill mid-write leaves
+    quarantined: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # data left on disk, not uploaded, and why
+
+    @property
+    def corrupt(self) -> list[tuple[str, Damage]]:
+        """Damage that is not the expected aftermath of a kill: what makes `pulse sync` fail."""
+        return [(name, d) for name, d in self.damage if not (d.kind == "cut short" and name == self.tail_file)]
+
+    @property
+    def failed(self) -> bool:
+        return (not self.uploaded and not self.busy) or bool(self.corrupt) or bool(self.notes)
 
 
 def sync(root: Path | None = None, server: str | None = None, timeout: float = 120.0) -> list[SyncResult]:
@@ -29,57 +50,73 @@ def sync(root: Path | None = None, server: str | None = None, timeout: float = 1
     settings = Settings.resolve(server=server, dir=str(root) if root else None)
     results = []
     for directory in spooled_streams(settings.dir):
-        try:
-            spool = Spool(directory)
-        except SpoolBusy as exc:
-            results.append(SyncResult(directory, 0, False, str(exc)))
+        spool = _open(directory)
+        if isinstance(spool, SyncResult):
+            results.append(spool)
             continue
-        # Records a killed trainer had spilled past its queue bound were never encoded: they become
-        # batches of a stream of their own, uploaded after this one (which holds the run's start).
-        overflow = respool_overflow(directory)
-        results.append(_upload(spool, settings, timeout))
-        if overflow is not None:
-            results.append(_upload(Spool(overflow), settings, timeout))
+        notes = [f"{LEGACY_NOTE} ({directory / LEGACY_OVERFLOW})"] if (directory / LEGACY_OVERFLOW).exists() else []
+        result = _upload(spool, settings, timeout, notes)
+        # Records a killed trainer had spilled past its queue bound: a stream of their own, moved out
+        # while we still hold this spool's lock and only once this stream (which holds the run's start)
+        # is acknowledged, so no other sync can upload them before the server knows the run.
+        spilled = None
+        if result.uploaded:
+            try:
+                spilled = respool_overflow(directory)
+            except OSError as exc:
+                notes.append(f"could not move {directory / OVERFLOW} into a stream of its own: {exc}")
+        _close(spool, result)
+        results.append(result)
+        if spilled is not None:
+            opened = _open(spilled)
+            if isinstance(opened, Spool):
+                opened = _close(opened, _upload(opened, settings, timeout, []))
+            results.append(opened)
     return results
 
 
+def _open(directory: Path) -> Spool | SyncResult:
+    try:
+        return Spool(directory, create=False)
+    except SpoolBusy:
+        return SyncResult(directory, 0, False, "in use by another process, skipped", busy=True)
+    except FileNotFoundError:  # another `pulse sync` uploaded it and removed it meanwhile
+        return SyncResult(directory, 0, True, "already uploaded by another process", busy=True)
+
+
 def respool_overflow(directory: Path) -> Path | None:
-    """Encode `directory`'s overflow file into a new stream's spool beside it; that stream's directory."""
+    """Move `directory`'s overflow file into a new stream directory beside it; that directory.
+
+    The file already is a segment of its own stream (`overflow.py`), so it
+    moves as it is: nothing is copied or decoded. The new directory is named
+    after its origin, so it sorts right after it: a later sync, if this one
+    is cut short, still uploads the origin (which holds the run's start) first.
+    """
     path = directory / OVERFLOW
     if not path.exists():
         return None
-    project, run_id, records = read_overflow(path.read_bytes())
-    if not records:
-        path.unlink()
-        return None
-    # Named after its origin, so it sorts right after it: a later sync, if this one is cut short,
-    # still uploads the origin (which holds the run's start) first.
-    stream_id = f"{directory.name}.spilled-{secrets.token_hex(3)}"
-    spool = Spool(directory.parent / stream_id)
-    encoder = Encoder(project, run_id, stream_id)
-    chunk, values = [], 0
-    for record in records:
-        chunk.append(record)
-        values += len(record[2]) if len(record) == 3 else 1
-        if values >= MAX_BATCH_VALUES:
-            spool.append(*encoder.encode(chunk))
-            chunk, values = [], 0
-    if chunk:
-        spool.append(*encoder.encode(chunk))
-    spool.close(remove_if_empty=True)
-    path.unlink()  # its records are in the new spool now (twice, if this is cut short: stored once)
-    log.info("pulse: %d records of %s spilled past the queue bound are in stream %s", len(records), run_id,
-             stream_id)
-    return directory.parent / stream_id
+    target = directory.parent / f"{directory.name}.spilled-{secrets.token_hex(3)}"
+    # An empty directory is no stream to `spooled_streams`, so no other sync opens it before the file is in.
+    target.mkdir()
+    os.replace(path, target / "00000001.wal")
+    log.info("pulse: records of %s spilled past the queue bound are in stream %s", directory.name, target.name)
+    return target
 
 
-def _upload(spool: Spool, settings: Settings, timeout: float) -> SyncResult:
-    """Send a stream's spooled batches; delete what the server acknowledged."""
+def _upload(spool: Spool, settings: Settings, timeout: float, notes: list[str]) -> SyncResult:
+    """Send a stream's spooled batches; the server's acks delete them."""
     directory, batches = spool.directory, spool.pending
     transport = Transport(spool, settings.server, api_key=settings.api_key, tls_ca=settings.tls_ca, replay=True,
                           on_rejection=lambda r: log.warning("pulse: the server rejected %s: %s", r.what, r.reason))
     transport.start()
     uploaded = transport.close(timeout)
-    spool.close(remove_if_empty=True)
     return SyncResult(directory, batches, uploaded,
-                      "" if uploaded else f"not acknowledged in {timeout:g} s: {transport.last_error or 'no answer'}")
+                      "" if uploaded else f"not acknowledged in {timeout:g} s: {transport.last_error or 'no answer'}",
+                      notes=notes)
+
+
+def _close(spool: Spool, result: SyncResult) -> SyncResult:
+    """Close the spool (removing what is acknowledged, quarantining what is damaged); say what it skipped."""
+    spool.close(remove_if_empty=True)
+    result.damage, result.tail_file, result.quarantined = list(spool.damage), spool.tail_file, list(spool.quarantined)
+    return result

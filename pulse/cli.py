@@ -109,12 +109,19 @@ def cmd_sync(args: argparse.Namespace) -> int:
     results = sync(Path(args.dir) if args.dir else None, server=args.server, timeout=args.timeout)
     if not results:
         print("pulse sync: nothing to upload")
-    failed = 0
     for r in results:
-        status = "uploaded" if r.uploaded else f"NOT uploaded ({r.reason})"
+        status = r.reason if r.busy else "uploaded" if r.uploaded else f"NOT uploaded ({r.reason})"
         print(f"pulse sync: {r.directory.name}: {r.batches} batches {status}")
-        failed += not r.uploaded
-    return 1 if failed else 0
+        corrupt = r.corrupt
+        for name, damage in r.damage:  # what was skipped, on stderr, each time
+            what = "SKIPPED" if (name, damage) in corrupt else "skipped (a write cut short by a kill)"
+            print(f"pulse sync: {r.directory / name}: {what} {damage.describe()}", file=sys.stderr)
+        for path in r.quarantined:
+            print(f"pulse sync: kept {path.name} in {path.parent} (see {path.name}.note), not deleted",
+                  file=sys.stderr)
+        for note in r.notes:
+            print(f"pulse sync: {r.directory.name}: {note}", file=sys.stderr)
+    return 1 if any(r.failed for r in results) else 0
 
 
 def cmd_sql(args: argparse.Namespace) -> int:

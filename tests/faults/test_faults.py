@@ -189,7 +189,7 @@ def test_twenty_emitters_for_sixty_seconds_with_an_ingest_restart(fresh_ingest, 
 
 
 def test_records_a_killed_trainer_spilled_past_its_queue_bound_are_uploaded_by_pulse_sync(emitter_env, tmp_path):
-    from emitter.batcher import read_overflow
+    from emitter.overflow import read_overflow
     from emitter.spool import OVERFLOW, Spool
     from pulse.v1 import telemetry_pb2 as pb
 

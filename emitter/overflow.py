@@ -1,0 +1,163 @@
+"""Records spilled past the emitter's queue bound: `overflow.wal`, beside the run's spool segments.
+
+When the queue is at its bound, `log()` hands its rows here instead of
+blocking. Every `SPILL_RECORDS` of them become one `Batch`, encoded by an
+`Encoder` of their own stream (`<stream>.spilled-<hex>`, with its own seqs)
+and appended as one checksummed record in the spool's own format
+(`records.py`): no pickle, so a spool directory copied from elsewhere is
+data, never code. The sender takes the file when it catches up and sends
+its rows in the run's own stream; if the trainer dies first, `pulse sync`
+moves the file into a stream directory of its own and uploads it as it is.
+
+A write the disk refuses drops those rows (counted, reported loudly) and
+never raises into the training loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+from pathlib import Path
+
+from pulse.v1 import telemetry_pb2 as pb
+
+from .encode import Encoder
+from .records import Damage, frame, scan
+from .spool import OVERFLOW, TornWrite, WriteFailures, quarantine, write_whole
+
+log = logging.getLogger("pulse")
+LEGACY_NOTE = ("legacy overflow.pkl not loaded: pickle files can execute code, so Pulse never reads them. "
+               "Its records were spilled by a Pulse release before checksummed overflow files; if you trust "
+               "the file, upload it with that release's `pulse sync`, then delete it.")
+
+
+class Overflow:
+    """The overflow file of one stream's spool directory; thread-safe (training thread writes,
+    sender takes)."""
+
+    def __init__(self, directory: Path, project: str, run_id: str, stream_id: str) -> None:
+        self.path = directory / OVERFLOW
+        self._encoder = Encoder(project, run_id, f"{stream_id}.spilled-{secrets.token_hex(3)}")
+        self._lock = threading.Lock()
+        self._good_size = 0  # bytes of whole records in the file
+        self._torn = False  # a partial record could not be truncated away: append nothing after it
+        self._stuck = False  # the file can be neither read nor moved: leave it for `pulse sync`
+        self.writes = WriteFailures(f"the overflow file {self.path}", "spilled log() calls")
+
+    @property
+    def dropped_records(self) -> int:
+        """Spilled rows (one per `log()` call) that could not be written: lost, and counted here."""
+        return self.writes.dropped
+
+    @property
+    def dropped_points(self) -> int:
+        """The values those rows held."""
+        return self.writes.dropped_points
+
+    @property
+    def write_failures(self) -> int:
+        return self.writes.failures
+
+    def has_records(self) -> bool:
+        """Whether the file is there for the sender to take."""
+        return not self._stuck and self.path.exists()
+
+    def write(self, rows: list) -> None:
+        """Append `(step, ts_us, values)` rows as one record; on a disk error they are dropped, counted
+        and reported, never raised."""
+        if not rows:
+            return
+        seq, data = self._encoder.encode(rows)
+        record = frame(seq, data)
+        dropped = (len(rows), len(record), sum(len(r[2]) for r in rows))  # if the disk refuses it
+        with self._lock:
+            if self._torn:
+                self._truncate_torn()
+            if self._torn:
+                self.writes.failed(TornWrite(0, "the file ends in a partial record"), *dropped)
+                return
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            except OSError as exc:
+                self.writes.failed(exc, *dropped)
+                return
+            try:
+                write_whole(fd, record, self._good_size)
+            except OSError as exc:
+                self._torn = isinstance(exc, TornWrite)
+                self.writes.failed(exc, *dropped)
+                return
+            finally:
+                os.close(fd)
+            self._good_size += len(record)
+            self.writes.succeeded()
+
+    def _truncate_torn(self) -> None:
+        try:
+            os.truncate(self.path, self._good_size)
+            self._torn = False
+        except FileNotFoundError:
+            self._torn, self._good_size = False, 0
+        except OSError:
+            pass
+
+    def take(self) -> list:
+        """Every intact row in the file, removing it (a file with damage goes to quarantine instead)."""
+        with self._lock:
+            try:
+                data = self.path.read_bytes()
+            except FileNotFoundError:
+                return []
+            except OSError as exc:
+                data, damage = b"", [Damage(0, 0, f"unreadable ({exc.strerror or exc})", 1, 0, 0)]
+            else:
+                damage = scan(data)[1]
+            try:
+                # A tail cut short is a write that failed (counted when it did); anything else is bit rot.
+                if any(d.kind != "cut short" for d in damage):
+                    where = quarantine(self.path, damage)
+                    log.error("pulse: %s holds damaged records (%s); moved to %s", self.path,
+                              "; ".join(d.describe() for d in damage), where)
+                else:
+                    self.path.unlink()
+            except OSError as exc:
+                self._stuck = True
+                log.error("pulse: could not remove %s after reading it (%s); it stays for `pulse sync`",
+                          self.path, exc)
+                return []
+            self._good_size, self._torn = 0, False
+        return read_overflow(data)[2]
+
+    def abandon(self) -> None:
+        """In a forked child: a lock held by the parent's threads would never be released here."""
+        self._lock = threading.Lock()
+
+
+def read_overflow(data: bytes) -> tuple[str, str, list]:
+    """(project, run_id, rows) of an overflow file's bytes; damaged records are skipped."""
+    project = run_id = ""
+    rows: list = []
+    for record in scan(data)[0]:
+        batch = pb.Batch.FromString(data[record.offset:record.offset + record.length])
+        project, run_id = batch.project, batch.run_id
+        rows.extend(batch_rows(batch))
+    return project, run_id, rows
+
+
+def batch_rows(batch: pb.Batch) -> list:
+    """A batch's scalars as the `(step, ts_us, values)` rows `log()` made (rows of one step and time
+    with distinct keys come back merged, which is what the step holds anyway)."""
+    block = batch.scalars
+    keys = list(block.keys)
+    rows: list = []
+    row: dict = {}
+    at = None
+    for index, step, ts, value in zip(block.key_index, block.step, block.ts_us, block.value):
+        key = keys[index]
+        if (step, ts) != at or key in row:
+            at, row = (step, ts), {}
+            rows.append((step, ts, row))
+        row[key] = value
+    return rows

@@ -115,7 +115,8 @@ def test_resent_batches_are_acked_once_committed_and_stored_once(ingest):
     ("SELECT * FROM file('/etc/passwd', 'LineAsString')", "table function file()"),
     ("SELECT * FROM numbers(2) AS n, (SELECT * FROM url('http://127.0.0.1:1/', 'CSV', 'a String'))",
      "table function url()"),
-    ("SELECT count() FROM numbers(100000000000)", "TIMEOUT_EXCEEDED"),
+    ("SELECT count() FROM numbers(1000000000) WHERE sipHash64(number) = 0", "TIMEOUT_EXCEEDED"),
+    ("SELECT count() FROM numbers(100000000000)", "max_rows_to_read"),
     ("SELEC 1", "Syntax error"),
     ("", "empty query"),
 ])
@@ -135,7 +136,8 @@ def test_query_rpc_binds_hostile_parameters_and_limits_rows(ingest):
     with pytest.raises(QueryError, match="TOO_MANY_ROWS"):
         client.query("SELECT number FROM numbers(10)", max_rows=5)
     assert client.query("SELECT count() AS n FROM system.tables WHERE name = 'runs'").to_pylist() == [{"n": 1}]
-    assert client.query("SELECT count() AS n FROM api_keys").to_pylist() == [{"n": 0}]  # hashes stay hidden
+    with pytest.raises(QueryError, match="table api_keys is not readable"):  # hashes stay hidden
+        client.query("SELECT count() AS n FROM api_keys")
 
 
 def test_a_replayed_start_does_not_revive_a_run_that_ended(ingest):

@@ -80,7 +80,7 @@ def test_project_key_writes_its_project_only_and_read_only_key_cannot_write(secu
     rows = QueryClient(secured.address, api_key=reader).query(
         "SELECT run_id, state FROM runs FINAL").to_pylist()
     assert rows == [{"run_id": run.id, "state": "finished"}]  # other projects' runs are invisible
-    with pytest.raises(QueryError, match="not readable with a key for one project"):
+    with pytest.raises(QueryError, match="table system.query_log is not readable"):
         QueryClient(secured.address, api_key=reader).query("SELECT * FROM system.query_log")
 
 
@@ -108,8 +108,8 @@ def test_keys_are_listed_hashed_and_revocable(secured, admin_key):
     listing = pulse("keys", "list", env=env)
     assert listing.returncode == 0 and key_id in listing.stdout and "ci" in listing.stdout
     assert key.split("_", 2)[2] not in listing.stdout
-    stored = QueryClient(secured.address, api_key=admin_key).query("SELECT count() AS n FROM api_keys")
-    assert stored.to_pylist() == [{"n": 0}]  # not even an admin reads hashes through SQL
+    with pytest.raises(QueryError, match="table api_keys is not readable"):  # not even an admin reads hashes
+        QueryClient(secured.address, api_key=admin_key).query("SELECT count() AS n FROM api_keys")
     assert pulse("keys", "revoke", key_id, env=env).returncode == 0
     wait_for(lambda: _refused(secured, key), timeout=30, what="the revocation to take effect")
     not_admin = pulse("keys", "list", env={**env, "PULSE_API_KEY": create_key(secured, admin_key)})

@@ -89,9 +89,11 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from pulse.stack import start_dashboard
+    from pulse.stack import dashboard_exposure, start_dashboard, warn_exposed
 
     clickhouse = args.clickhouse or os.environ.get("PULSE_CLICKHOUSE_URL") or None
+    if exposure := dashboard_exposure(args.host, args.server, clickhouse):
+        warn_exposed(exposure, f"port {args.port}")
     process = start_dashboard(args.port, args.server, clickhouse, host=args.host)
     print(f"pulse dashboard: http://{args.host}:{args.port}", flush=True)
     return process.wait()
@@ -146,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("dashboard", help="the dashboard alone")
     p.add_argument("--port", type=int, default=8501)
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (beyond loopback, use an ingest with --auth: it then asks for keys)")
     p.add_argument("--server", default=None, help="ingest host:port (reads through its Query RPC)")
     p.add_argument("--clickhouse", default=None, help="read ClickHouse directly at this URL")
     p.set_defaults(func=cmd_dashboard)

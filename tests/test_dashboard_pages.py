@@ -238,12 +238,14 @@ def test_sweeps_page_analyses_a_sweep_without_its_sweeps_row(monkeypatch, seeded
 # -- /sql -----------------------------------------------------------------------------------------------------------
 
 
-def test_sql_page_runs_the_query_in_the_url_and_charts_it(monkeypatch, seeded_stack) -> None:
+def test_sql_page_runs_the_query_in_the_url_once_run_is_pressed_and_charts_it(monkeypatch, seeded_stack) -> None:
     stack, seeded = seeded_stack
     query = ("SELECT name, JSONExtractFloat(summary, 'val_loss') AS val_loss FROM runs FINAL "
              "WHERE sweep_id != '' ORDER BY name")
     at = app(monkeypatch, stack.address, "sql", sql=query)
     assert at.text_area[0].value == query
+    assert not at.dataframe and "press **Run**" in at.info[0].value  # a link alone runs nothing
+    at.button[0].click().run()
     assert list(at.dataframe[0].value["name"])[:2] == ["trial-01", "trial-02"]
     assert len(at.get("vega_lite_chart")) == 1
     assert at.get("download_button")

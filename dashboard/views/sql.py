@@ -2,7 +2,8 @@
 
 The statement runs through the same read-only path as `pulse sql` (the ingest's Query RPC, or a
 ClickHouse server with `readonly=2`), so writes, DDL and settings are refused by the server, and an
-error shows ClickHouse's own message.
+error shows ClickHouse's own message. A statement from a link (`/sql?sql=...`) fills the editor and
+runs only when the user presses Run, so a link alone never reads anything with the visitor's key.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dashboard.data import DataError
 from dashboard.state import fetch, param, refresh_button, set_params, source
 
 MAX_ROWS = 10_000
+RAN = "sql-ran"  # the statement this session last ran with the Run button
 PUBLIC_TABLES = ("runs", "metrics", "system_metrics", "histograms", "media", "model_graphs", "alerts", "sweeps")
 HIDDEN_TABLES = {"api_keys"}
 EXAMPLE = """SELECT project, count() AS runs, countIf(state = 'running') AS running,
@@ -40,8 +42,20 @@ def main() -> None:
                                  help="SELECT, WITH, SHOW, DESCRIBE or EXISTS. Results are limited to "
                                       f"{MAX_ROWS:,} rows.")
         if st.button("Run", type="primary", icon=":material/play_arrow:"):
+            st.session_state[RAN] = statement
             set_params(sql=statement.strip() if statement.strip() != EXAMPLE else None)
-        _result(param("sql") or EXAMPLE)
+        # A link's SQL waits for Run: a link alone must not read anything with the visitor's key.
+        # Only the example, which is ours, runs on arrival.
+        ran = st.session_state.get(RAN)
+        if ran is not None and ran.strip() != (param("sql") or EXAMPLE).strip():
+            ran = None  # the URL names another statement (a link followed in this session)
+        if ran is None and not param("sql"):
+            ran = EXAMPLE
+        if ran is None:
+            st.info("This statement came with the link. Read it, then press **Run** to run it.",
+                    icon=":material/pan_tool:")
+        else:
+            _result(ran)
 
 
 def _result(statement: str) -> None:

@@ -4,7 +4,8 @@ Run it with `pulse dashboard` (or `streamlit run dashboard/app.py` with PULSE_SE
 page has its own URL (`/runs`, `/charts`, `/system`, `/model`, `/media`, `/sweeps`, `/sql`) and
 keeps its state in query parameters, so a link reproduces the view:
 `/charts?project=P&runs=ID1,ID2`, `/model?project=P&run=ID`, `/sweeps?project=P&sweep=ID`.
-All reads go through `dashboard.data` (the only module with SQL), cached by `dashboard.state`.
+All reads go through `dashboard.data` (the only module with SQL), cached by `dashboard.state`. With
+auth on, `dashboard.login` asks for an API key first and every read carries it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import streamlit as st
+
+from dashboard.login import gate
 
 VIEWS = Path(__file__).with_name("views")
 RUNS = st.Page(VIEWS / "runs.py", title="Runs", icon=":material/table_rows:", url_path="runs")
@@ -32,6 +35,10 @@ def home() -> None:
 
 
 st.set_page_config(page_title="Pulse", page_icon="📈", layout="wide")
+# With auth on, nothing of any project until the user signs in with a key. The pages are still
+# declared (menu hidden), so the address a link named is the page shown once signed in.
+signed_in = gate()
 page = st.navigation([st.Page(home, title="Pulse", url_path="home", default=True, visibility="hidden"), *PAGES],
-                     position="top")
-page.run()
+                     position="top" if signed_in else "hidden")
+if signed_in:
+    page.run()

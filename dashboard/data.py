@@ -90,11 +90,15 @@ class Source:
 
     A `clickhouse_url` of `http(s)://...` (default: $PULSE_CLICKHOUSE_URL) is read
     with clickhouse-connect; anything else goes through the ingest at `server`
-    (default: $PULSE_SERVER), which is the only way to read the embedded store.
+    (default: $PULSE_SERVER), which is the only way to read the embedded store, with `api_key`
+    on every query (never $PULSE_API_KEY: the dashboard reads with its user's key, or none).
+    `server` is None when reading ClickHouse directly.
     """
 
-    def __init__(self, server: str | None = None, clickhouse_url: str | None = None) -> None:
+    def __init__(self, server: str | None = None, clickhouse_url: str | None = None, api_key: str = "") -> None:
         url = clickhouse_url if clickhouse_url is not None else os.environ.get("PULSE_CLICKHOUSE_URL", "")
+        self.server: str | None = None
+        self._client: QueryClient | None = None
         if url.startswith(("http://", "https://")):
             self.address = _without_password(url)
             try:
@@ -102,11 +106,17 @@ class Source:
             except Exception as exc:  # the driver asks the server for its version at once
                 raise DataError(f"{self.address}: {_first_line(exc)}") from exc
         else:
-            client = QueryClient(server or os.environ.get("PULSE_SERVER") or None)
-            self.address = client.server
+            client = QueryClient(server or os.environ.get("PULSE_SERVER") or None, api_key=api_key)
+            self.address = self.server = client.server
+            self._client = client
             self._query = client.query
         self._chunk_projection = False
         self._projection_checked = -float("inf")
+
+    def close(self) -> None:
+        """Close the channel to the ingest (a session's own Source, when its user logs out)."""
+        if self._client is not None:
+            self._client.close()
 
     # -- runs ---------------------------------------------------------------------------------------
 

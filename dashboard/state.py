@@ -5,12 +5,18 @@ a link reproduces the view. Streamlit drops query parameters when the navigation
 pages, so the last project and runs are also kept in the session and put back into the URL.
 
 Reads go through `read(...)`, which caches each answer with `st.cache_data`, keyed by the method,
-its arguments and a refresh token: the token moves every few seconds for live views (and when the
-user presses Refresh), so many browser sessions watching the same runs cost one query per period.
+its arguments, the reader's identity and a refresh token: the token moves every few seconds for live
+views (and when the user presses Refresh), so many browser sessions watching the same runs with the
+same key cost one query per period, and one key's answers are never served to another key.
+
+With auth on, a session reads with its user's API key (`sign_in`, kept in `st.session_state`, never in
+the URL): its own `Source`, its own cache identity (the key's sha256), and its `Access` (scope and
+rights). Without auth every session shares one keyless `Source`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Iterable, Sequence
@@ -19,38 +25,97 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from dashboard.access import Access
 from dashboard.data import DataError, RunFilter, RunSort, Source
 
 LIVE_S = 2  # refresh period of pages showing running runs
 IDLE_S = 30  # how long anything else may be cached
 PICKER_RUNS = 200  # recent runs offered by run pickers; the Runs page finds the others
+SESSION_KEY, SESSION_SOURCE, SESSION_IDENTITY, SESSION_ACCESS = "pulse:key", "pulse:source", "pulse:identity", \
+    "pulse:access"
+SIGNED_OUT_REASON, AUTH_REQUIRED = "pulse:signed-out", "pulse:auth-required"
 
 
 @st.cache_resource
-def source() -> Source:
+def shared_source() -> Source:
+    """The keyless Source of sessions that have not signed in (all of them when auth is off)."""
     return Source()
 
 
+def source() -> Source:
+    """This session's Source: its user's key once signed in, else the shared keyless one."""
+    return st.session_state.get(SESSION_SOURCE) or shared_source()
+
+
 @st.cache_data(ttl=600, max_entries=2000, show_spinner=False)
-def _cached(address: str, method: str, args: tuple, token: tuple) -> Any:
-    return getattr(source(), method)(*args)
+def _cached(address: str, identity: str, method: str, args: tuple, token: tuple, _source: Source) -> Any:
+    return getattr(_source, method)(*args)
 
 
 def fetch(method: str, *args: Any, live: bool = False) -> Any:
-    """`Source().<method>(*args)`, cached until the refresh token moves (every LIVE_S seconds for live
+    """`source().<method>(*args)`, cached until the refresh token moves (every LIVE_S seconds for live
     views, IDLE_S otherwise, and whenever the user presses Refresh)."""
     period = LIVE_S if live else IDLE_S
     token = (st.session_state.get("refresh", 0), int(time.time() // period))
-    return _cached(source().address, method, args, token)
+    reader = source()
+    return _cached(reader.address, st.session_state.get(SESSION_IDENTITY, ""), method, args, token, _source=reader)
 
 
 def read(method: str, *args: Any, live: bool = False) -> Any:
-    """As `fetch`, but a DataError stops the page with the store's message."""
+    """As `fetch`, but a DataError stops the page with the store's message; a key the ingest no
+    longer accepts (revoked) signs the session out."""
     try:
         return fetch(method, *args, live=live)
     except DataError as exc:
+        if access() is not None and str(exc).startswith("UNAUTHENTICATED"):
+            sign_out(f"The ingest no longer accepts your key: {exc}")
+            st.rerun()
         st.error(f"The store could not answer: {exc}")
         st.stop()
+
+
+# -- the signed-in user ------------------------------------------------------------------------------
+
+
+def sign_in(key: str, granted: Access, reader: Source) -> None:
+    """From now on this session reads through `reader`, which reads with `key` (checked by the
+    caller: `access.check_key`)."""
+    st.session_state[SESSION_KEY] = key
+    st.session_state[SESSION_SOURCE] = reader
+    st.session_state[SESSION_IDENTITY] = hashlib.sha256(key.encode()).hexdigest()
+    st.session_state[SESSION_ACCESS] = granted
+
+
+def sign_out(reason: str = "") -> None:
+    """Forget the key and everything this session looked at (its projects, runs, SQL)."""
+    own = st.session_state.get(SESSION_SOURCE)
+    if own is not None:
+        own.close()
+    st.session_state.clear()
+    if reason:
+        st.session_state[SIGNED_OUT_REASON] = reason
+
+
+def session_key() -> str:
+    """The signed-in user's API key ('' before signing in, and without auth)."""
+    return st.session_state.get(SESSION_KEY, "")
+
+
+def access() -> Access | None:
+    """The signed-in key's scope and rights; None without a key (auth off, or not signed in yet)."""
+    return st.session_state.get(SESSION_ACCESS)
+
+
+def may_write(project: str | None = None) -> bool:
+    """Whether this session may edit data (of `project`, when given): with auth on, only with a key
+    that is not read-only (and is for that project, when scoped); with auth off, whoever reaches the
+    ingest may write; reading ClickHouse directly never may (it reads as a read-only user)."""
+    granted = access()
+    if granted is None:
+        return source().server is not None and not st.session_state.get(AUTH_REQUIRED, False)
+    if project is not None and granted.scoped and granted.project != project:
+        return False
+    return granted.may_write
 
 
 def refresh_button() -> None:
@@ -93,6 +158,14 @@ def project_picker() -> str | None:
     """The project in the URL (or the last one this session saw), chosen in the sidebar."""
     wanted = param("project") or st.session_state.get("project", "")
     projects = read("projects")
+    granted = access()
+    if granted is not None and granted.scoped:
+        # A project's key reads that project alone: offer nothing else, even when the link names another.
+        projects = [granted.project] if granted.project else []
+        if wanted and wanted not in projects:
+            st.warning(f"Your key reads {md(repr(granted.project)) if granted.project else 'one project'} only, "
+                       f"not {md(repr(wanted))}.")
+            wanted = ""
     if not projects and not wanted:
         st.info("No runs yet. Log one with `emitter.init(project=...)` and `emitter.log({...})`.")
         return None

@@ -13,13 +13,16 @@ import dashboard
 
 
 def start_dashboard(port: int, server: str | None = None, clickhouse: str | None = None,
-                    host: str = "127.0.0.1", api_key: str | None = None,
-                    blob_url: str | None = None) -> subprocess.Popen:
-    """Start `streamlit run dashboard/app.py` reading through `server` (or ClickHouse directly);
-    `blob_url` is where the ingest keeps media bytes, which the Media page reads."""
+                    host: str = "127.0.0.1", blob_url: str | None = None) -> subprocess.Popen:
+    """Start `streamlit run dashboard/app.py` on `host` (loopback unless told otherwise) reading
+    through `server` (or ClickHouse directly); `blob_url` is where the ingest keeps media bytes, which
+    the Media page reads.
+
+    The dashboard holds no API key of its own: with auth on, each browser session signs in with its
+    user's key, so even a key in this process's environment stays out of it.
+    """
     env = dict(os.environ)
-    if api_key is not None:
-        env["PULSE_API_KEY"] = api_key
+    env.pop("PULSE_API_KEY", None)
     if blob_url:
         env["PULSE_BLOB_URL"] = blob_url
     if server:
@@ -39,7 +42,7 @@ def start_dashboard(port: int, server: str | None = None, clickhouse: str | None
 def run_stack(config, ui_port: int | None, on_ready=None) -> int:
     """Serve until SIGINT/SIGTERM (or the dashboard dies); `on_ready(address, stop)` runs once
     the ingest listens, with the event that stops the stack."""
-    from ingest.server import IngestServer
+    from ingest.server import IngestServer, is_loopback
 
     server = IngestServer(config)
     server.start()
@@ -48,9 +51,14 @@ def run_stack(config, ui_port: int | None, on_ready=None) -> int:
     local_host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
     address = f"{local_host}:{server.port}"
     print(f"pulse: ingest listening on {address} (store {config.clickhouse_url})", flush=True)
+    if not config.auth and not is_loopback(config.host):  # the ingest let it through: --insecure
+        parts = "the ingest listens" if ui_port is None else "the ingest and the dashboard listen"
+        warn_exposed(f"{parts} on {config.host} without --auth",
+                     f"port {server.port}" + ("" if ui_port is None else f" or {ui_port}"))
     ui = None
     if ui_port is not None:
-        ui = start_dashboard(ui_port, server=address, host=config.host, api_key=_dashboard_key(server),
+        _retire_dashboard_key(server)
+        ui = start_dashboard(ui_port, server=address, host=config.host,
                              blob_url=getattr(getattr(server, "blobs", None), "url", None))
         print(f"pulse: dashboard at http://{local_host}:{ui_port}", flush=True)
         threading.Thread(target=_watch_dashboard, args=(ui, stop), daemon=True).start()
@@ -75,14 +83,44 @@ def _watch_dashboard(ui: subprocess.Popen, stop: threading.Event) -> None:
         stop.set()
 
 
-def _dashboard_key(server) -> str | None:
-    """With auth on, the dashboard reads with a read-only key of its own, kept beside the admin key."""
-    if not server.config.auth:
-        return None
+def _retire_dashboard_key(server) -> None:
+    """Older versions gave the dashboard a read-only key for every project (<data dir>/dashboard-key);
+    the dashboard now reads with each user's own key, so that key is revoked and its file removed."""
     path = Path(server.config.admin_key_path).with_name("dashboard-key")
     if not path.exists():
-        key = server.keys.create(read_only=True, note="dashboard")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(key + "\n")
-    return path.read_text().strip()
+        return
+    key_id = path.read_text().strip().removeprefix("pk_").partition("_")[0]
+    if key_id:
+        server.keys.revoke(key_id)
+    path.unlink()
+    print(f"pulse: revoked the dashboard's own key {key_id} (the dashboard now asks each user for theirs)",
+          flush=True)
+
+
+def warn_exposed(what: str, where: str) -> None:
+    """The loud warning of a part serving every project to the network without API keys."""
+    bar = "!" * 78
+    print(f"{bar}\npulse: WARNING: {what}.\n"
+          f"pulse: WARNING: anyone who can reach {where} reads (and, through the ingest, writes) EVERY project.\n"
+          "pulse: WARNING: add --auth (API keys), or listen on 127.0.0.1 (the default).\n"
+          f"{bar}", file=sys.stderr, flush=True)
+
+
+def dashboard_exposure(host: str, server: str | None, clickhouse: str | None) -> str | None:
+    """Why a dashboard on `host` would serve every project to whoever reaches it (None: it would not):
+    it listens beyond loopback, and either reads ClickHouse directly (no login) or the ingest it reads
+    through does not ask for keys (or cannot say)."""
+    from dashboard.access import LoginError, auth_required
+    from ingest.server import is_loopback
+
+    if is_loopback(host):
+        return None
+    if clickhouse and clickhouse.startswith(("http://", "https://")):
+        return f"the dashboard listens on {host} and reads ClickHouse directly, without a login"
+    target = server or os.environ.get("PULSE_SERVER") or "127.0.0.1:50051"
+    try:
+        if auth_required(target):
+            return None
+    except LoginError as exc:
+        return f"the dashboard listens on {host}, and whether the ingest requires keys is unknown ({exc})"
+    return f"the dashboard listens on {host} and the ingest at {target} requires no API keys"

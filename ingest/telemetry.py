@@ -117,6 +117,8 @@ class TelemetryService:
             principal = await loop.run_in_executor(self._work, self._keys.authenticate, context)
         except AuthFailure as exc:
             await context.abort(exc.code, str(exc))
+        if principal.read_only:  # refused before it holds a slot: a reader has no stream to keep open
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, principal.write_problem(""))
         try:
             self.slots.take(principal.key_id)
         except TooManyStreams as exc:

@@ -290,3 +290,10 @@ def test_a_killed_trainers_run_can_be_resumed_at_once(emitter_env, tmp_path):
     # the ingest sees the socket close: the run is free, without waiting for a heartbeat timeout
     second = run_script(SECOND, args=[project, run_id, "resume"])
     assert second.returncode == 0 and "STARTED" in second.stdout, second.stdout + second.stderr
+
+
+def test_a_read_only_key_cannot_even_hold_a_stream_open(secured):
+    reader = create_key(secured, "--read-only")
+    stream = RawStream(secured.address, reader)  # sends nothing: refused at the door, holding no slot
+    error = stream.wait_error()
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED and "read-only" in error.details()

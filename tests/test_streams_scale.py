@@ -16,7 +16,7 @@ import uuid
 import grpc
 import pytest
 
-from conftest import Ingest, run_script
+from conftest import Ingest, run_script, wait_for
 from emitter.transport import RunBusy, check_access
 from pulse.v1 import telemetry_pb2 as pb
 
@@ -129,3 +129,23 @@ def test_two_thousand_open_streams_leave_queries_access_checks_and_new_trainers_
                                    r=run_id) == 100
     finally:
         streams.close()
+
+
+def test_streams_past_a_keys_limit_are_refused_naming_it_and_a_closed_one_frees_its_slot(tmp_path):
+    server = Ingest(tmp_path / "data", "--max-streams-per-key", "3").start()
+    try:
+        held = HeldStreams(server.address, f"limit-{uuid.uuid4().hex[:6]}", 4)
+        held.open(timeout=120)
+        assert held.acked == 3 and len(held.errors) == 1
+        assert "RESOURCE_EXHAUSTED" in held.errors[0] and "--max-streams-per-key 3" in held.errors[0]
+        held.close()
+
+        def three_open() -> bool:  # once the ingest has seen the first ones go, their slots are free
+            again = HeldStreams(server.address, f"limit-{uuid.uuid4().hex[:6]}", 3)
+            again.open(timeout=120)
+            again.close()
+            return again.acked == 3
+
+        wait_for(three_open, timeout=60, step=0.5, what="the closed streams' slots to be free")
+    finally:
+        server.stop()

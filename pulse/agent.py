@@ -8,6 +8,10 @@ period, and its run ends `killed` with the reason. Like W&B's agent, it gives
 up when the program keeps failing straight away: 3 failures within its first
 60 s, or its first 5 trials all failed.
 
+The command's ${interpreter} is the word `python`, as in W&B, so a trial runs
+with the user's `python`; `--interpreter PATH` or PULSE_SWEEP_INTERPRETER
+names another.
+
 Example:
     pulse agent 3k9x2m1a --count 10 --gpus 0,1
 """
@@ -28,10 +32,45 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pulse.sweep_client import SweepClient, SweepError
-from pulse.sweep_command import build_command
+from pulse.sweep_command import DEFAULT_INTERPRETER, build_command, needs_program
 
 FLAPPING_S = 60.0
 FLAPPING_FAILURES = 3
+
+
+class GiveUp:
+    """When an agent stops claiming trials because the program keeps failing (W&B's rule, both agents).
+
+    PULSE_AGENT_MAX_INITIAL_FAILURES sets how many first trials may all fail (5);
+    PULSE_AGENT_DISABLE_FLAPPING=true turns off the 3-failures-in-60-s check.
+    """
+
+    def __init__(self) -> None:
+        self.max_initial_failures = int(os.environ.get("PULSE_AGENT_MAX_INITIAL_FAILURES", 5))
+        self.flapping = os.environ.get("PULSE_AGENT_DISABLE_FLAPPING", "").lower() not in ("1", "true")
+        self.started = time.monotonic()
+        self.finished = self.failed = 0
+
+    def ended(self, failed: bool) -> None:
+        self.finished += 1
+        self.failed += failed
+
+    def reason(self) -> str:
+        """Why to give up now, or ""."""
+        if self.flapping and time.monotonic() - self.started < FLAPPING_S and self.failed >= FLAPPING_FAILURES:
+            return f"{self.failed} trials failed within {FLAPPING_S:g} s of the agent's start"
+        if self.finished >= self.max_initial_failures and self.failed == self.finished:
+            return f"the first {self.finished} trials all failed"
+        return ""
+
+
+def program_problem(config: dict) -> str:
+    """Why this agent cannot run the sweep's trials, or ""."""
+    if not needs_program(config.get("command")) or config.get("program"):
+        return ""
+    what = "a Launch job" if config.get("job") or config.get("image_uri") else "no program"
+    return (f"the sweep has {what} for its command's ${{program}}: run its trials from Python with "
+            "emitter.agent(sweep_id, function=train), or give the sweep a program")
 
 
 @dataclass
@@ -43,7 +82,8 @@ class Running:
 
 class Agent:
     def __init__(self, client: SweepClient, sweep_id: str, count: int | None = None, gpus: list[str] | None = None,
-                 kill_grace: float = 30.0, heartbeat: float = 5.0, workdir: Path | None = None) -> None:
+                 kill_grace: float = 30.0, heartbeat: float = 5.0, workdir: Path | None = None,
+                 interpreter: str | None = None) -> None:
         self.client = client
         self.sweep_id = sweep_id.rsplit("/", 1)[-1]  # W&B's entity/project/id works too
         self.count = count
@@ -52,12 +92,11 @@ class Agent:
         self.heartbeat_interval = heartbeat
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix=f"pulse-agent-{self.sweep_id}-"))
         self.agent_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
-        self.max_initial_failures = int(os.environ.get("PULSE_AGENT_MAX_INITIAL_FAILURES", 5))
-        self.flapping = os.environ.get("PULSE_AGENT_DISABLE_FLAPPING", "").lower() not in ("1", "true")
+        self.interpreter = interpreter or os.environ.get("PULSE_SWEEP_INTERPRETER") or DEFAULT_INTERPRETER
+        self.give_up = GiveUp()
         self._running: dict[str, Running] = {}
         self._lock = threading.Lock()
-        self._claimed = self._finished = self._failed = 0
-        self._started = time.monotonic()
+        self._claimed = 0
         self._quit = threading.Event()
         self._slots_done = threading.Event()
         self._slots_left = 0
@@ -72,6 +111,9 @@ class Agent:
             print(f"pulse agent: {exc}", file=sys.stderr)
             return 2
         self.config = json.loads(sweep.config_json)
+        if problem := program_problem(self.config):
+            print(f"pulse agent: sweep {self.sweep_id}: {problem}", file=sys.stderr)
+            return 2
         self._say(f"sweep {self.sweep_id} ({sweep.state}) in project {sweep.project}; agent {self.agent_id}")
         beat = threading.Thread(target=self._heartbeats, name="pulse-agent-heartbeat", daemon=True)
         beat.start()
@@ -132,7 +174,7 @@ class Agent:
     def _run_trial(self, trial, gpu: str | None) -> None:
         params = json.loads(trial.params_json)
         argv = build_command(self.config.get("command"), self.config.get("program", ""), params,
-                             self.workdir / f"{trial.run_id}.json")
+                             self.workdir / f"{trial.run_id}.json", interpreter=self.interpreter)
         env = dict(os.environ, PULSE_SERVER=self.client.server, PULSE_PROJECT=trial.project,
                    PULSE_SWEEP_ID=trial.sweep_id, PULSE_RUN_ID=trial.run_id, PULSE_SWEEP_PARAMS=trial.params_json)
         if gpu is not None:
@@ -162,8 +204,7 @@ class Agent:
     def _end(self, trial, state: str, code: int, error: str) -> None:
         with self._lock:
             if state != "killed":
-                self._finished += 1
-                self._failed += state == "failed"
+                self.give_up.ended(state == "failed")
         ack = self.client.report(self.sweep_id, trial.run_id, self.agent_id, state, code, error)
         value = f", objective {ack.objective:g}" if ack.has_objective else ""
         self._say(f"trial {trial.seq} (run {trial.run_id}) ended {ack.run_state}{value}"
@@ -171,11 +212,7 @@ class Agent:
 
     def _should_give_up(self) -> bool:
         with self._lock:
-            failed, finished = self._failed, self._finished
-        if self.flapping and time.monotonic() - self._started < FLAPPING_S and failed >= FLAPPING_FAILURES:
-            self.gave_up = f"{failed} trials failed within {FLAPPING_S:g} s of the agent's start"
-        elif finished >= self.max_initial_failures and failed == finished:
-            self.gave_up = f"the first {finished} trials all failed"
+            self.gave_up = self.gave_up or self.give_up.reason()
         return bool(self.gave_up)
 
     # -- heartbeats and stopping ---------------------------------------------------

@@ -70,8 +70,9 @@ def _start_sweep(address: str, agents: int) -> list[subprocess.Popen]:
         return []
     sweep_id = created.stdout.strip().splitlines()[-1].split()[-1]
     print(f"pulse demo: sweep {sweep_id} with {agents} agents", flush=True)
-    return [subprocess.Popen([sys.executable, "-m", "pulse.cli", "agent", sweep_id, "--server", address],
-                             stdin=subprocess.DEVNULL) for _ in range(agents)]
+    # --interpreter: the demo's trials need this Python, not whatever `python` is on PATH.
+    return [subprocess.Popen([sys.executable, "-m", "pulse.cli", "agent", sweep_id, "--server", address,
+                              "--interpreter", sys.executable], stdin=subprocess.DEVNULL) for _ in range(agents)]
 
 
 def _stop(trainers: list[subprocess.Popen]) -> None:

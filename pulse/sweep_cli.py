@@ -44,6 +44,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     import yaml
 
     from pulse.sweep_client import SweepClient, SweepError
+    from pulse.sweep_command import needs_program
 
     client = SweepClient(args.server, retry_for=10.0)
     try:
@@ -65,6 +66,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print(f"pulse sweep: created sweep {sweep.sweep_id} in project {sweep.project} "
           f"({config.get('method')}{size})")
     print(f"pulse sweep: run agents on any machine that reaches {client.server} (PULSE_SERVER):")
+    if not config.get("program") and needs_program(config.get("command")):
+        print(f"pulse sweep: it has no program; from Python: emitter.agent({sweep.sweep_id!r}, function=train)")
     print(f"pulse agent {sweep.sweep_id}", flush=True)
     return 0
 
@@ -76,7 +79,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # `docker stop` and friends stop the trials like Ctrl-C does
     gpus = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else None
     agent = Agent(SweepClient(args.server), args.sweep_id, count=args.count, gpus=gpus, kill_grace=args.kill_grace,
-                  heartbeat=float(os.environ.get("PULSE_AGENT_HEARTBEAT", 5.0)))
+                  heartbeat=float(os.environ.get("PULSE_AGENT_HEARTBEAT", 5.0)), interpreter=args.interpreter)
     return agent.run()
 
 
@@ -100,5 +103,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gpus", default=None, help="comma-separated GPU ids: one trial at a time per GPU")
     p.add_argument("--kill-grace", type=float, default=30.0,
                    help="seconds between SIGTERM and SIGKILL when a trial is stopped")
+    p.add_argument("--interpreter", default=None,
+                   help="what the command's ${interpreter} runs (default $PULSE_SWEEP_INTERPRETER, else python, "
+                        "as in W&B)")
     p.add_argument("--server", default=None, help="ingest host:port (default $PULSE_SERVER)")
     p.set_defaults(func=cmd_agent)

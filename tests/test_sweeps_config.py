@@ -224,14 +224,15 @@ def test_command_macros_expand_as_in_wandb(tmp_path, monkeypatch):
     argv = build_command(["${env}", "${interpreter}", "${program}", "${args}", "--root=${envvar:DATA_ROOT}",
                           "${args_no_hyphens}", "${args_no_boolean_flags}", "${args_json}", "${args_json_file}"],
                          "train.py", params, tmp_path / "p.json")
-    assert argv[:3] == ["/usr/bin/env", sys.executable, "train.py"]
-    assert argv[3:7] == ["--lr=0.1", "--deep=True", "--wide=False", '--opt={"name": "adam"}']
+    assert argv[:3] == ["/usr/bin/env", "python", "train.py"]  # W&B's literal python: the user's environment
+    assert argv[3:7] == ["--lr=0.1", "--deep=True", "--wide=False", "--opt={'name': 'adam'}"]
     assert argv[7] == "--root=/data"
-    assert argv[8:12] == ["lr=0.1", "deep=True", "wide=False", 'opt={"name": "adam"}']
-    assert argv[12:15] == ["--lr=0.1", "--deep", '--opt={"name": "adam"}']
+    assert argv[8:12] == ["lr=0.1", "deep=True", "wide=False", "opt={'name': 'adam'}"]
+    assert argv[12:15] == ["--lr=0.1", "--deep", "--opt={'name': 'adam'}"]
     assert json.loads(argv[15]) == params
     assert json.loads(Path(argv[16]).read_text()) == params
-    assert build_command(None, "t.py", {"a": 1}, tmp_path / "x.json")[2:] == ["t.py", "--a=1"]
+    assert build_command(None, "t.py", {"a": 1}, tmp_path / "x.json")[1:] == ["python", "t.py", "--a=1"]
+    assert build_command(None, "t.py", {}, tmp_path / "x.json", interpreter=sys.executable)[1] == sys.executable
 
 
 # -- hyperband ---------------------------------------------------------------------------
@@ -247,18 +248,19 @@ def test_bands_come_from_min_iter_or_from_max_iter_and_s():
     assert bands(band_config(max_iter=5, eta=2, s=2)) == [1, 2]
 
 
-def test_hyperband_stops_the_runs_below_the_quantile_at_their_latest_band():
+def test_hyperband_judges_band_b_on_the_bth_value_as_soon_as_a_run_has_it():
+    # W&B's README example (bands 1 and 2): band 2 is judged on the 2nd value, so only b is stopped.
     histories = {"a": [10, 9], "b": [10, 10], "c": [10, 8, 8], "d": [10, 7, 7], "e": [10, 6, 6]}
     stops = hyperband_stops(band_config(max_iter=5, eta=2, s=2), "minimize", histories, {"b", "c", "d"}, "loss")
-    assert set(stops) == {"b", "c"}  # b fails band 1, c passes band 1 but not band 2, d passes both
-    assert "band 2" in stops["c"] and "threshold 7" in stops["c"]
+    assert set(stops) == {"b"}
+    assert "band 2" in stops["b"] and "threshold 8" in stops["b"]
 
 
 def test_strict_hyperband_judges_the_value_at_the_band_not_the_best_so_far():
-    histories = {"x": [5, 5], "y": [5, 6], "z": [3, 7, 7]}
-    lenient = hyperband_stops(band_config(max_iter=2, eta=2, s=1), "minimize", histories, {"z"})
-    strict = hyperband_stops(band_config(max_iter=2, eta=2, s=1, strict=True), "minimize", histories, {"z"})
-    assert lenient == {} and set(strict) == {"z"}
+    histories = {"x": [5, 5], "y": [6, 5], "z": [7, 3, 7]}  # band 1: threshold 6
+    lenient = hyperband_stops(band_config(max_iter=2, eta=2, s=1, strict=False), "minimize", histories, {"z"})
+    strict = hyperband_stops(band_config(max_iter=2, eta=2, s=1), "minimize", histories, {"z"})
+    assert lenient == {} and set(strict) == {"z"}  # strict is the default, as in W&B's engine
 
 
 def test_hyperband_maximize_keeps_the_high_runs_and_ignores_nan():

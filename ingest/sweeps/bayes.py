@@ -28,6 +28,7 @@ import numpy as np
 from .search import Observation, key, random_params
 from .space import Param
 
+RESAMPLES = 200  # initial random trials: tries to find a configuration no trial has had yet
 GLOBAL_CANDIDATES = 2000
 LOCAL_CANDIDATES = 300  # around each of the best few trials
 POLISHED = 1
@@ -46,11 +47,11 @@ def suggest(params: list[Param], observations: list[Observation], goal: str,
     done = [o for o in observations if not o.pending and _has(o, searched)]
     scored = [o for o in done if o.value is not None and math.isfinite(o.value)]
     if len(scored) < initial_trials(params) or not searched:
-        return random_params(params, observations, rng)
+        return _unseen_random(params, observations, rng)
     sign = -1.0 if goal == "maximize" else 1.0
     worst = max(sign * o.value for o in scored)
-    # Trials that ended without a value (failed, or killed before logging) count as the worst seen,
-    # as W&B's default `impute: worst` does.
+    # The controller gives ended trials their metric.impute value (impute.py); one still without a
+    # value counts as the worst seen, as W&B's default `impute: worst` does.
     finished = [(o, sign * o.value if o.value is not None and math.isfinite(o.value) else worst) for o in done]
     pending = [o for o in observations if o.pending and _has(o, searched)]
     x = np.array([encode(searched, o.params) for o, _ in finished] + [encode(searched, o.params) for o in pending])
@@ -66,6 +67,17 @@ def suggest(params: list[Param], observations: list[Observation], goal: str,
     choice = next((c for c in pool if key(decode(searched, c)) not in taken), pool[0])
     flat = decode(searched, choice)
     return {p.name: flat[p.name] if p.dims else p.values[0] for p in params}
+
+
+def _unseen_random(params: list[Param], observations: list[Observation], rng: np.random.Generator) -> dict[str, Any]:
+    """A random draw, redrawn while it repeats an earlier trial: a repeat teaches the GP nothing new."""
+    seen = {key(o.params) for o in observations}
+    draw: dict[str, Any] = {}
+    for _ in range(RESAMPLES):
+        draw = random_params(params, rng)
+        if key(draw) not in seen:
+            break
+    return draw
 
 
 def encode(params: list[Param], flat: dict[str, Any]) -> np.ndarray:

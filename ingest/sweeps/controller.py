@@ -25,6 +25,7 @@ from ..storage import Store
 from ..validate import name_problem
 from .config import SweepConfig, SweepConfigError, parse_sweep
 from .hyperband import hyperband_stops
+from .impute import bayes_observations
 from .search import Observation, flatten, nest, next_params
 from .settle import RunSettler
 from .state import (
@@ -210,10 +211,13 @@ class SweepController:
 
     def _observations(self, sweep: LiveSweep) -> list[Observation]:
         config = sweep.config
-        if config.method == "bayes" and any(not t.running and t.objective is None for t in sweep.trials.values()):
+        if config.method != "bayes":
+            return [Observation(flatten(params_of(t), config.params), t.objective, t.running)
+                    for t in sweep.trials.values()]
+        if any(not t.running and t.objective is None for t in sweep.trials.values()):
             self._refresh_objectives(sweep)
-        return [Observation(flatten(params_of(t), config.params), t.objective, t.running)
-                for t in sweep.trials.values()]
+        histories = metric_histories(self._store, sweep.row.project, list(sweep.trials), config.metric)
+        return bayes_observations(config, sweep.trials.values(), histories)
 
     def _refresh_objectives(self, sweep: LiveSweep) -> None:
         """Ended trials without an objective: their run's summary may have arrived since."""

@@ -1,9 +1,18 @@
 """Validate a sweep's `parameters` section, in every form W&B accepts, into leaf `Param`s.
 
-Forms: `value`; `values` (+ `probabilities`); `min`/`max` (integers give
-int_uniform, floats uniform); a `distribution` with its own keys (`q`, `mu`,
-`sigma`, `a`, `b`); and nested `parameters`, whose leaves are named by path
-("optimizer.lr").
+Forms: `value`; `values` (with `probabilities`: categorical_w_probabilities);
+`min`/`max` (integers give int_uniform, floats uniform); a `distribution` with
+its own keys (`q`, `mu`, `sigma`, `a`, `b`); and nested `parameters`, whose
+leaves are named by path ("optimizer.lr").
+
+As W&B's engine (wandb/sweeps `src/sweeps/params.py`, `HyperParameterSet.from_config`),
+parameters come out sorted by name, nested ones in place of their parent, and
+that order is the grid's order and the order of a trial's arguments.
+The schema's rules (`src/sweeps/config/schema.json`, `schema.py`): `min` must
+be below `max`; `categorical` takes no probabilities and
+`categorical_w_probabilities` needs them; probabilities sum to 1 as
+`numpy.isclose` sees it; `q` defaults to 1.0, a float, so q_* values are floats
+unless `q` is an integer.
 """
 
 from __future__ import annotations
@@ -13,11 +22,14 @@ import math
 import re
 from typing import Any
 
-from .space import BOUNDED, DISTRIBUTIONS, Param
+import numpy as np
+
+from .space import BOUNDED, Param
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _ALLOWED = {  # keys each distribution accepts besides `distribution`
-    "constant": {"value"}, "categorical": {"values", "probabilities"}, "int_uniform": {"min", "max"},
+    "constant": {"value"}, "categorical": {"values"}, "categorical_w_probabilities": {"values", "probabilities"},
+    "int_uniform": {"min", "max"},
     "normal": {"mu", "sigma"}, "log_normal": {"mu", "sigma"}, "q_normal": {"mu", "sigma", "q"},
     "q_log_normal": {"mu", "sigma", "q"}, "beta": {"a", "b"}, "q_beta": {"a", "b", "q"},
     **{d: {"min", "max", "q"} if d.startswith("q_") else {"min", "max"} for d in BOUNDED if d != "int_uniform"},
@@ -31,7 +43,7 @@ def parse_parameters(spec: Any, problems: list[str], prefix: tuple[str, ...] = (
         problems.append(f"{where} must be a non-empty mapping of parameter names")
         return []
     params: list[Param] = []
-    for name, body in spec.items():
+    for name, body in sorted(spec.items(), key=lambda item: str(item[0])):
         if not isinstance(name, str) or not _NAME.match(name):
             problems.append(f"{where}: parameter name {name!r} must start with a letter or _ and hold only "
                             "letters, digits, _ . -")
@@ -53,55 +65,61 @@ def _parameter(path: tuple[str, ...], body: Any, where: str, problems: list[str]
         problems.append(f"{where} must be a mapping such as {{values: [...]}} or {{min: 0, max: 1}}")
         return None
     dist = body.get("distribution")
-    if dist == "categorical_w_probabilities":
-        dist = "categorical"
     if dist is None:
         if "value" in body:
             dist = "constant"
         elif "values" in body:
-            dist = "categorical"
+            dist = "categorical_w_probabilities" if "probabilities" in body else "categorical"
         elif "min" in body and "max" in body:
             dist = "int_uniform" if is_integer(body["min"]) and is_integer(body["max"]) else "uniform"
         else:
             problems.append(f"{where} needs value, values, min and max, or a distribution")
             return None
-    if dist not in DISTRIBUTIONS:
-        close = difflib.get_close_matches(str(dist), sorted(DISTRIBUTIONS), n=1)
+    if dist not in _ALLOWED:
+        close = difflib.get_close_matches(str(dist), sorted(_ALLOWED), n=1)
         problems.append(f"{where}: unknown distribution {dist!r}"
                         + (f" (did you mean {close[0]!r}?)" if close else ""))
         return None
     before = len(problems)
     for key in sorted(set(body) - _ALLOWED[dist] - {"distribution"}, key=str):
-        problems.append(f"{where}: {key!r} does not apply to distribution {dist} "
-                        f"(it takes {', '.join(sorted(_ALLOWED[dist]))})")
-    param = Param(path, dist)
+        if dist == "categorical" and key == "probabilities":
+            problems.append(f"{where}: distribution categorical takes no probabilities (use "
+                            "categorical_w_probabilities, or leave distribution out)")
+        else:
+            problems.append(f"{where}: {key!r} does not apply to distribution {dist} "
+                            f"(it takes {', '.join(sorted(_ALLOWED[dist]))})")
+    param = Param(path, "categorical" if dist == "categorical_w_probabilities" else dist)
     if dist == "constant":
         if "value" not in body:
             problems.append(f"{where}: a constant needs value")
         param.values = [body.get("value")]
-    elif dist == "categorical":
-        _categorical(body, param, where, problems)
+    elif dist.startswith("categorical"):
+        _categorical(body, param, where, problems, weighted=dist == "categorical_w_probabilities")
     else:
         _numeric(body, param, where, problems)
     return param if len(problems) == before else None
 
 
-def _categorical(body: dict, param: Param, where: str, problems: list[str]) -> None:
+def _categorical(body: dict, param: Param, where: str, problems: list[str], weighted: bool) -> None:
     values = body.get("values")
     if not isinstance(values, list) or not values:
         problems.append(f"{where}: values must be a non-empty list")
         return
     param.values = values
+    if not weighted:
+        return
     probabilities = body.get("probabilities")
     if probabilities is None:
-        return
-    if (not isinstance(probabilities, list) or len(probabilities) != len(values)
+        problems.append(f"{where}: categorical_w_probabilities needs probabilities, one per value")
+    elif (not isinstance(probabilities, list) or len(probabilities) != len(values)
             or not all(is_number(p) and p >= 0 for p in probabilities)):
         problems.append(f"{where}: probabilities must be {len(values)} non-negative numbers, one per value")
-    elif abs(sum(probabilities) - 1.0) > 1e-6:
+    elif not np.isclose(sum(probabilities), 1.0):  # the engine's test, so 0.333, 0.333, 0.334 passes
         problems.append(f"{where}: probabilities must add up to 1, not {sum(probabilities):g}")
     else:
-        param.probabilities = [float(p) for p in probabilities]
+        # Normalised: numpy's sampler allows far less slack than isclose does.
+        total = float(sum(probabilities))
+        param.probabilities = [float(p) / total for p in probabilities]
 
 
 def _numeric(body: dict, param: Param, where: str, problems: list[str]) -> None:
@@ -119,20 +137,31 @@ def _numeric(body: dict, param: Param, where: str, problems: list[str]) -> None:
             problems.append(f"{where}: int_uniform needs integer min and max, not {param.min!r} and {param.max!r}")
         if param.min > param.max:
             problems.append(f"{where}: min {param.min!r} is above max {param.max!r}")
+        elif param.min == param.max:
+            problems.append(f"{where}: min and max are both {param.min!r}; min must be below max "
+                            f"(for a fixed value write value: {param.min!r})")
         if dist.endswith("_values") and param.min <= 0:
             problems.append(f"{where}: {dist} takes the values themselves, so min must be above 0 "
                             f"(for natural-log exponents use {dist.removesuffix('_values')})")
     param.mu = float(body.get("mu", 0.0))
     param.sigma = float(body.get("sigma", 1.0))
     param.a, param.b = float(body.get("a", 1.0)), float(body.get("b", 1.0))
+    # W&B's schema allows sigma, a and b of 0, and its engine then draws NaN: refused here.
     if param.sigma <= 0:
         problems.append(f"{where}: sigma must be above 0")
     if param.a <= 0 or param.b <= 0:
         problems.append(f"{where}: beta's a and b must be above 0")
     if dist.startswith("q_"):
-        param.q = body.get("q", 1)
+        param.q = body.get("q", 1.0)
         if param.q <= 0:
             problems.append(f"{where}: q must be above 0")
+
+
+def unknown(key: Any, known: set[str], what: str) -> str:
+    """The problem line for an unknown key, with the closest known one as a hint."""
+    close = difflib.get_close_matches(str(key), sorted(known), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(sorted(known))})"
+    return f"unknown {what} {key!r}{hint}"
 
 
 def is_number(value: Any) -> bool:

@@ -20,8 +20,6 @@ import numpy as np
 from .config import SweepConfig
 from .space import Param
 
-RESAMPLES = 200  # random search: tries to find a configuration no trial has had yet
-
 
 @dataclass
 class Observation:
@@ -54,18 +52,16 @@ def next_params(config: SweepConfig, observations: list[Observation], issued_gri
         from .bayes import suggest  # deferred: scikit-learn costs a second to import
 
         return suggest(config.params, observations, config.goal, rng), -1
-    return random_params(config.params, observations, rng), -1
+    return random_params(config.params, rng), -1
 
 
-def random_params(params: list[Param], observations: list[Observation], rng: np.random.Generator) -> dict[str, Any]:
-    """A random draw, redrawn while it repeats an earlier trial (possible only in discrete spaces)."""
-    seen = {key(o.params) for o in observations}
-    draw: dict[str, Any] = {}
-    for _ in range(RESAMPLES):
-        draw = {p.name: p.sample(rng) for p in params}
-        if key(draw) not in seen:
-            break
-    return draw
+def random_params(params: list[Param], rng: np.random.Generator) -> dict[str, Any]:
+    """One independent draw of every parameter.
+
+    As W&B's `random_search.py`: a draw that repeats an earlier trial is kept,
+    since redrawing it would skew the stated probabilities of a discrete space.
+    """
+    return {p.name: p.sample(rng) for p in params}
 
 
 def key(flat: dict[str, Any]) -> str:

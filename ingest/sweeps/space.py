@@ -10,6 +10,7 @@ step of 0.1 in the unit cube means the same amount of "prior mass" anywhere.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,7 +83,7 @@ class Param:
     # -- grid -----------------------------------------------------------------
 
     def grid_values(self) -> list[Any]:
-        """The values a grid search visits, in order, duplicates removed (as W&B)."""
+        """The values a grid search visits, in order, repeats counted once (as W&B's grid_search.py)."""
         d = self.distribution
         if d == "constant":
             return list(self.values)
@@ -91,11 +92,8 @@ class Param:
         if d == "int_uniform":
             return list(range(int(self.min), int(self.max) + 1))
         if d == "q_uniform":
-            q = self.q or 1
-            count = math.ceil((self.max - self.min) / q - 1e-9)  # max itself is excluded, as in W&B
-            values = [self.min + i * q for i in range(count)]
-            return _unique([int(v) if isinstance(q, int) and float(v).is_integer() else round(v, 12)
-                            for v in values])
+            # The engine's own expression: max excluded, floats unless min, max and q are all integers.
+            return _unique(np.arange(self.min, self.max, self.q if self.q is not None else 1.0).tolist())
         raise ValueError(f"{self.name}: a grid cannot enumerate the continuous distribution {d!r}")
 
     @property
@@ -234,10 +232,31 @@ def _index(values: list[Any], value: Any) -> int:
     raise ValueError(f"{value!r} is not one of {values!r}")
 
 
+def point_key(value: Any) -> str:
+    """A grid value's identity, as W&B's `yaml_hash`: 1 and 1.0 are one point, 1 and True two.
+
+    The engine hashes `yaml.dump(value, sort_keys=True)` after turning a whole
+    float into an int (top level only). Sweep values arrive as JSON, and for
+    JSON values sorted-key JSON text draws the same lines as that YAML text.
+    """
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return json.dumps(value, sort_keys=True)
+
+
 def _unique(values: list[Any]) -> list[Any]:
-    """Drop repeats, keeping the first; 1 and True stay apart (they are different arguments)."""
-    seen: list[Any] = []
+    """Repeats counted once, where they first appear, holding the last repeat's value.
+
+    That is what the engine's `dict(zip(hashes, values))` lookup over the
+    product of hashes gives: [1, "a", 1.0] visits 1.0 first, then "a".
+    """
+    position: dict[str, int] = {}
+    out: list[Any] = []
     for value in values:
-        if not any(value == s and type(value) is type(s) for s in seen):
-            seen.append(value)
-    return seen
+        key = point_key(value)
+        if key in position:
+            out[position[key]] = value
+        else:
+            position[key] = len(out)
+            out.append(value)
+    return out

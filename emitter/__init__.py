@@ -201,3 +201,6 @@ def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:
     if run is not None:
         run.finish(exit_code=exit_code, quiet=bool(quiet))
         run = None
+
+
+from .sweeps import agent, sweep  # noqa: E402, F401  (wandb.sweep, wandb.agent)

@@ -20,6 +20,7 @@ import sys
 from typing import Any
 
 from .checks import check_init
+from .checks import check_init
 from .config import Config
 from .media import Histogram, Image
 from .run import Run, end_run_on_sigterm, install_process_hooks, sweep_environment, sweep_project
@@ -82,7 +83,10 @@ def init(project: str | None = None, name: str | None = None, group: str | None 
     Arguments mirror `wandb.init`; unknown W&B arguments (entity, save_code, ...) are accepted
     and ignored. Explicit arguments beat PULSE_* environment variables. Raises AuthError when
     the server refuses the API key, RunBusy when another live process writes run `id`; a server
-    that is away is no error (the run spools).
+    that is away is no error (the run spools). Raises ValueError, naming the field, the limit and
+    the value's size, for what the server would refuse: a project, name or group too long or with
+    a newline, an id outside letters, digits, `-`, `_`, `.` (so none leaves PULSE_DIR), a config
+    past 4 MiB of JSON.
 
     Example:
         run = emitter.init(project="cifar", config=args, tags=["baseline"])
@@ -97,6 +101,7 @@ def init(project: str | None = None, name: str | None = None, group: str | None 
     settings = Settings.resolve(project=project, mode=mode, dir=dir)
     run_id = sweep_run_id or id or None
     resume = _resume_mode(resume)
+    check_init(project=settings.project, run_id=run_id or "x")  # before asking the server about them
     access = None
     if settings.mode == "online":
         access = check_access(settings.server, settings.project, settings.api_key, settings.tls_ca,
@@ -106,7 +111,7 @@ def init(project: str | None = None, name: str | None = None, group: str | None 
     run = Run(settings, run_id=run_id, name=name, group=group or "",
               job_type=job_type or "", tags=tags, notes=notes or "", config=config,
               resume=start_step is not None, sweep_id=sweep_id, sweep_params=sweep_params,
-              start_step=start_step or 0)
+              start_step=start_step or 0, max_batch_bytes=access.max_batch_bytes if access else 0)
     globals()["config"] = run.config
     globals()["summary"] = run.summary
     return run

@@ -2,8 +2,14 @@
 
 The training thread only appends to a deque (see `Run.log`). The sender
 wakes every `interval` (or when asked to flush), encodes what is queued into
-batches of at most `max_batch_values`, appends them to the spool and lets the
-transport know. Past `max_values` queued, records go to an overflow file on
+batches of at most `max_batch_values` and about `batch_bytes` (a budget below
+the server's limit, which the server states at init), appends them to the
+spool and lets the transport know. One log() wider than a batch (hundreds of
+thousands of keys) is split by keys across several batches at the same step;
+storage keeps each (key, step) once. Every heartbeat interval of wall time,
+however busy the run, a heartbeat and the summary (if it changed) go out too.
+
+Past `max_values` queued, records go to an overflow file on
 disk instead (`overflow.py`), so the training loop is never blocked and nothing is dropped.
 """
 
@@ -14,7 +20,10 @@ import threading
 import time
 from collections import deque
 
+from pulse.limits import BATCH_TARGET_BYTES
+
 from .encode import Encoder
+from .media import BYTES_PER_VALUE
 from .overflow import Overflow
 from .spool import Spool, SpoolFull, SpoolWriteError
 from .summary import SummaryTracker
@@ -24,12 +33,16 @@ SPILL_RECORDS = 512
 # Event kinds kept even when the spool is full: what makes a run a run.
 LIFECYCLE = frozenset({"start", "config", "summary", "finish", "metric", "alert", "graph", "heartbeat"})
 MAX_BATCH_VALUES = 20_000  # values per batch, well under the ingest's batch limit
+# A scalar point's bytes in a batch at most, besides its key: key index, step and timestamp
+# varints, the double, and the key table entry's framing.
+POINT_BYTES = 40
 
 
 class Batcher:
     def __init__(self, encoder: Encoder, spool: Spool, tracker: SummaryTracker, *,
                  interval: float = 0.1, heartbeat_interval: float = 5.0, max_values: int = 1_000_000,
-                 max_batch_values: int = MAX_BATCH_VALUES, on_batch=None) -> None:
+                 max_batch_values: int = MAX_BATCH_VALUES, batch_bytes: int = BATCH_TARGET_BYTES,
+                 on_batch=None) -> None:
         self.queue: deque = deque()
         self.max_values = max_values
         self.appended_values = 0  # written by the training thread only
@@ -40,6 +53,7 @@ class Batcher:
         self._interval = interval
         self._heartbeat_interval = heartbeat_interval
         self._max_batch_values = max_batch_values
+        self._batch_bytes = batch_bytes
         self._on_batch = on_batch
         self._wake = threading.Event()
         self._done = threading.Condition()
@@ -51,7 +65,10 @@ class Batcher:
         self.spilled = Overflow(spool.directory, encoder.project, encoder.run_id, encoder.stream_id)
         self._overflow_path = self.spilled.path
         self._last_batch = 0.0
+        self._last_housekeeping = 0.0
         self._sent_summary = -1
+        self.points_written = 0  # metric points in batches on the spool, all told
+        self._marks: deque[tuple[int, int]] = deque()  # (seq, metric points) of unacknowledged batches
         self.overflowed = 0
         self.batches = 0
         self.errors = 0
@@ -119,7 +136,9 @@ class Batcher:
 
     def _drain(self) -> None:
         now = time.monotonic()
-        if now - self._last_batch >= self._heartbeat_interval:
+        # On wall time, not on silence: a run that logs without pause still sends its summary.
+        if now - self._last_housekeeping >= self._heartbeat_interval:
+            self._last_housekeeping = now
             self._housekeeping()
         # Only what is queued now: records that arrive meanwhile wait for the next wake-up, so a
         # busy training loop makes one batch per interval, not a stream of tiny ones.
@@ -137,7 +156,7 @@ class Batcher:
             if not records:
                 records = self._take_overflow()
             self.drained_values += n
-            self._write(records)
+            self._write_sized(records)
             time.sleep(0)  # let the training thread have the GIL between batches
 
     def _housekeeping(self) -> None:
@@ -146,6 +165,42 @@ class Batcher:
         if self._tracker.version != self._sent_summary:
             self._sent_summary = self._tracker.version
             self.queue.append(("summary", self._tracker.result()))
+
+    def _write_sized(self, records: list) -> None:
+        """Write records as batches within `max_batch_values` and the byte budget, splitting a
+        record that is larger alone (one very wide log()) by keys."""
+        batch, n, size = [], 0, 0
+        for record in records:
+            for piece, values, nbytes in self._pieces(record):
+                if batch and (n + values > self._max_batch_values or size + nbytes > self._batch_bytes):
+                    self._write(batch)
+                    batch, n, size = [], 0, 0
+                batch.append(piece)
+                n += values
+                size += nbytes
+        self._write(batch)
+
+    def _pieces(self, record: tuple):
+        """(piece, values, estimated bytes) of a record: itself, or its keys in slices that fit a batch."""
+        values, nbytes = _weight(record)
+        if len(record) != 3 or (values <= self._max_batch_values and nbytes <= self._batch_bytes):
+            yield record, values, nbytes
+            return
+        step, ts, row = record
+        piece, size = {}, 0
+        for key, value in row.items():
+            cost = _point_bytes(key)
+            if piece and (len(piece) >= self._max_batch_values or size + cost > self._batch_bytes):
+                yield (step, ts, piece), len(piece), size
+                piece, size = {}, 0
+            piece[key] = value
+            size += cost
+        if piece:
+            yield (step, ts, piece), len(piece), size
+
+    def points_after(self, seq: int) -> int:
+        """Metric points in the batches written after `seq`: those not acknowledged when `seq` is."""
+        return sum(points for mark, points in list(self._marks) if mark > seq)
 
     def _write(self, records: list) -> None:
         if not records:
@@ -164,6 +219,11 @@ class Batcher:
             return
         self.batches += 1
         self._last_batch = time.monotonic()
+        self.points_written += self._encoder.last_points
+        self._marks.append((seq, self._encoder.last_points))
+        acked = self._spool.acked
+        while self._marks and self._marks[0][0] <= acked:
+            self._marks.popleft()
         if self._on_batch is not None:
             self._on_batch()
 
@@ -209,3 +269,20 @@ class Batcher:
         self._done = threading.Condition()
         self.spilled.abandon()
 
+
+def _weight(record: tuple) -> tuple[int, int]:
+    """(values, estimated bytes) of a queued record in a batch; an over-estimate, never under."""
+    if len(record) == 3:
+        row = record[2]
+        try:  # UTF-8 takes at most 4 bytes per character
+            return len(row), len(row) * POINT_BYTES + 4 * sum(map(len, row))
+        except TypeError:  # a key that is not a string: the encoder refuses it
+            return len(row), sum(map(_point_bytes, row))
+    if record[0] == "deferred":
+        weight = record[1].weight  # media count by size, so a batch stays under the ingest's limit
+        return weight, weight * BYTES_PER_VALUE
+    return 0, 0  # events: a config or summary is bounded by the server's JSON limit on its own
+
+
+def _point_bytes(key) -> int:
+    return POINT_BYTES + 4 * (len(key) if isinstance(key, str) else 64)

@@ -12,8 +12,10 @@ import logging
 import math
 from typing import Any
 
+from pulse.limits import MAX_JSON_BYTES
 from pulse.v1 import telemetry_pb2 as pb
 
+from .checks import Refusals
 from .values import PLAIN, to_float
 
 log = logging.getLogger("pulse")
@@ -25,16 +27,24 @@ log = logging.getLogger("pulse")
 # and may return a scalar row to go with it.
 Scalars = tuple[int, int, dict]
 EventRecord = tuple[str, Any]
+_summary_warned = False  # a summary too large for the server is said once per process
 
 
 class Encoder:
-    def __init__(self, project: str, run_id: str, stream_id: str, on_values=None) -> None:
+    def __init__(self, project: str, run_id: str, stream_id: str, on_values=None,
+                 refusals: Refusals | None = None) -> None:
         self.project = project
         self.run_id = run_id
         self.stream_id = stream_id
         self.seq = 0
+        self.last_points = 0  # metric points in the batch last encoded
         self._on_values = on_values  # summary tracking, called with each record's float values
-        self.rejected: dict[str, str] = {}  # key -> reason, warned once each
+        self.refusals = refusals or Refusals()
+
+    @property
+    def rejected(self) -> dict[str, str]:
+        """Keys dropped, with the first reason for each (each warned once)."""
+        return self.refusals.keys
 
     def encode(self, records: list) -> tuple[int, bytes]:
         """Encode records (in queue order) into the next batch; return (seq, bytes)."""
@@ -49,7 +59,7 @@ class Encoder:
         steps: list[int] = []
         stamps: list[int] = []
         values: list = []
-        on_values = self._on_values
+        rows: list[dict] = []
         for record in records:
             if len(record) == 2:
                 if record[0] != "deferred":
@@ -73,42 +83,76 @@ class Encoder:
             steps += [step] * n
             stamps += [ts] * n
             values += row.values()
-            if on_values is not None:
-                on_values(row)
+            rows.append(row)
+        self.last_points = len(values)
         if values:
             block = batch.scalars
+            try:
+                block.value.extend(values)
+            except OverflowError:  # an int past the range of a double: drop those keys, not the batch
+                del block.value[:]
+                keep = self._refuse_huge_ints(rows, list(keys), key_index, values)
+                key_index, steps, stamps, values = ([column[i] for i in keep]
+                                                    for column in (key_index, steps, stamps, values))
+                self.last_points = len(values)
+                block.value.extend(values)
             block.keys.extend(keys)
             block.key_index.extend(key_index)
             block.step.extend(steps)
             block.ts_us.extend(stamps)
-            block.value.extend(values)
+        if self._on_values is not None:
+            for row in rows:  # after the values proved encodable: the summary sees what is stored
+                self._on_values(row)
         return self.seq, batch.SerializeToString()
+
+    def _refuse_huge_ints(self, rows: list[dict], names: list[str], key_index: list[int],
+                          values: list) -> list[int]:
+        """Refuse the points whose value is an int no double can hold; the positions of the others.
+
+        The rows lose those keys too, so the summary never sees them.
+        """
+        keep = []
+        for i, value in enumerate(values):
+            if type(value) is int and not _fits_double(value):
+                self.refusals.key("bad value", names[key_index[i]], f"int value of {value.bit_length()} bits "
+                                  "is past the range of a double (about 1.8e308)")
+            else:
+                keep.append(i)
+        for row in rows:
+            for key in [k for k, v in row.items() if type(v) is int and not _fits_double(v)]:
+                del row[key]
+        return keep
 
     def _deferred(self, item: Any, batch: pb.Batch) -> Scalars | None:
         try:
             return item.encode(batch)
         except Exception as exc:  # one bad item (an oversized image, a failed copy) drops only itself
-            self._reject(item.key, f"{type(exc).__name__}: {exc}")
+            self.refusals.key("bad value", item.key, f"{type(exc).__name__}: {exc}")
             return None
 
     def _coerce(self, row: dict) -> dict:
         out = {}
         for key, value in row.items():
             if not isinstance(key, str):
-                self._reject(repr(key), f"key must be a string, not {type(key).__name__}")
+                self.refusals.key("bad key", key, f"key must be a string, not {type(key).__name__}")
                 continue
             try:
                 out[key] = to_float(value)
-            except (TypeError, ValueError, OverflowError) as exc:
-                self._reject(key, f"value of type {exc} is not a scalar (number, bool, numpy "
-                             "scalar or 0-dim tensor)")
+            except OverflowError:
+                self.refusals.key("bad value", key, f"value of type {type(value).__name__} is past the range "
+                                  "of a double (about 1.8e308)")
+            except (TypeError, ValueError) as exc:
+                self.refusals.key("bad value", key, f"value of type {exc} is not a scalar (number, bool, "
+                                  "numpy scalar or 0-dim tensor)")
         return out
 
-    def _reject(self, key: str, reason: str) -> None:
-        if key not in self.rejected:
-            self.rejected[key] = reason
-            log.warning("pulse: log() dropped key %s: %s", key if len(key) < 200 else key[:200] + "...",
-                        reason)
+
+def _fits_double(value: int) -> bool:
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
 
 
 def _shape_index(shape: tuple, keys: dict[str, int]) -> list[int] | None:
@@ -126,7 +170,7 @@ def _event(kind: str, payload: Any) -> pb.Event:
     if kind == "config":
         return pb.Event(config=pb.ConfigUpdate(config_json=_json(payload)))
     if kind == "summary":
-        return pb.Event(summary=pb.SummaryUpdate(summary_json=_json(payload)))
+        return pb.Event(summary=pb.SummaryUpdate(summary_json=summary_json(payload)))
     if kind == "finish":
         return pb.Event(finish=pb.RunFinish(**payload))
     if kind == "heartbeat":
@@ -138,6 +182,38 @@ def _event(kind: str, payload: Any) -> pb.Event:
     if kind == "alert":
         return pb.Event(alert=pb.Alert(**payload))
     raise ValueError(f"unknown event kind {kind!r}")
+
+
+def config_json(config: dict) -> str:
+    """The config as the run's start (and each config update) carries it."""
+    return _json(config)
+
+
+def summary_json(summary: dict) -> str:
+    """The summary as JSON, within the server's limit.
+
+    A run with more keys than fit (hundreds of thousands) keeps those that fit, counted from the
+    end (where explicit entries such as `_pulse/dropped_points` are), and says how many it left
+    out in `_pulse/summary_truncated`.
+    """
+    text = _json(summary)
+    if len(text) <= MAX_JSON_BYTES:  # ASCII (json.dumps escapes the rest), so characters are bytes
+        return text
+    fitting, size = [], 64
+    for key in reversed(summary):
+        size += len(_json({key: summary[key]}))
+        if size > MAX_JSON_BYTES:
+            break
+        fitting.append(key)
+    kept = {key: summary[key] for key in reversed(fitting)}
+    kept["_pulse/summary_truncated"] = len(summary) - len(kept)
+    global _summary_warned
+    if not _summary_warned:
+        _summary_warned = True
+        log.warning("pulse: the run summary has %d keys, past the server's %d bytes of JSON; %d of them are "
+                    "left out of it (their points are stored)", len(summary), MAX_JSON_BYTES,
+                    len(summary) - len(kept) + 1)
+    return _json(kept)
 
 
 def _json(value: Any) -> str:

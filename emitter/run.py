@@ -15,10 +15,15 @@ import urllib.parse
 import weakref
 from typing import Any
 
+from pulse.limits import MAX_STEP, batch_budget
+
 from .batcher import Batcher
+from .checks import KeyCheck, Refusals, as_step, check_config, check_init
+from .closing import Outcome, closing_lines
 from .config import Config
-from .encode import Encoder
+from .encode import Encoder, config_json
 from .media import split_media
+from .rejected import rejected_dir
 from .settings import Settings
 from .spool import Spool
 from .summary import MetricDefinition, Summary, SummaryTracker
@@ -45,7 +50,9 @@ class Run:
     def __init__(self, settings: Settings, *, run_id: str | None = None, name: str | None = None,
                  group: str = "", job_type: str = "", tags: list[str] | None = None, notes: str = "",
                  config: Any = None, resume: bool = False, sweep_id: str = "", start_step: int = 0,
-                 sweep_params: dict[str, Any] | None = None) -> None:
+                 sweep_params: dict[str, Any] | None = None, max_batch_bytes: int = 0) -> None:
+        """Raises ValueError for a field of the run's start the server would refuse (see
+        pulse/limits.py): the message names the field, the limit and the value's size."""
         self.settings = settings
         self.project = settings.project
         self.id = run_id or new_run_id()
@@ -60,7 +67,11 @@ class Run:
         self._pid = os.getpid()
         self._finished = self.mode == "disabled"
         self._disabled = self.mode == "disabled"
-        self._backwards = 0
+        self.refusals = Refusals()
+        self._keys = KeyCheck(self.refusals)
+        self._start_refused = ""  # why the server refused this run's start, if it did
+        self._end_state = ""
+        self._server_rejections = 0  # records the server refused within batches it stored
         self._exit: tuple[int, str] | None = None
         self.tracker = SummaryTracker()
         self.summary = Summary(self.tracker)
@@ -73,17 +84,21 @@ class Run:
         if sweep_params:
             self.config.lock(sweep_params)
         self.config.update(config)
+        check_init(project=self.project, run_id=self.id, name=self.name, group=group, job_type=job_type,
+                   tags=self.tags, notes=notes, config_json=config_json(self.config.as_dict()))
         if self._disabled:
             return
         self.spool = Spool(settings.dir / "spool" / self.stream_id, settings.spool_max_mb << 20)
-        encoder = Encoder(self.project, self.id, self.stream_id, on_values=self.tracker.observe)
+        encoder = Encoder(self.project, self.id, self.stream_id, on_values=self.tracker.observe,
+                          refusals=self.refusals)
         if self.mode == "online":
             self.transport = Transport(self.spool, settings.server, api_key=settings.api_key,
                                        route=f"{self.project}/{self.id}",
                                        tls_ca=settings.tls_ca, on_rejection=self._rejected)
         self._batcher = Batcher(encoder, self.spool, self.tracker, interval=settings.flush_interval,
                                 heartbeat_interval=settings.heartbeat_interval,
-                                max_values=settings.queue_max_values)
+                                max_values=settings.queue_max_values,
+                                batch_bytes=batch_budget(max_batch_bytes))
         self._queue = self._batcher.queue
         self._queue.append(("start", {
             "name": self.name, "group": group, "job_type": job_type, "tags": self.tags, "notes": notes,
@@ -112,6 +127,12 @@ class Run:
         Without `step`, values go to the current step, which then advances
         (unless `commit=False`). An explicit `step` may repeat (values merge
         into it) but never go backwards: such a call is dropped with a warning.
+        A step is a non-negative int64; an integral float (3.0) counts as that
+        int, as in W&B, anything else (2.5, True, "3") drops the call with a
+        warning. A key the server would refuse (empty, over 512 bytes, control
+        characters, not a string) drops only that key, with a warning; so does
+        a value that is not a scalar (on the sender thread). Each refusal is
+        counted in `run.stats()` and in `finish()`'s closing line.
 
         Example:
             run.log({"loss": 0.25, "acc": 0.91})
@@ -119,17 +140,25 @@ class Run:
         """
         if self._disabled:
             return
+        if type(data) is not dict:
+            data = _as_dict(data)
         if step is None:
             step = self._step
             advance = commit is not False
         else:
+            if type(step) is not int or not 0 <= step <= MAX_STEP:
+                step = as_step(step)
+                if type(step) is str:
+                    self.refusals.call("bad step", step, data)
+                    return
             if step < self._step:
-                self._went_backwards(step)
+                self.refusals.call("earlier step", f"step {step} is below the current step {self._step}; "
+                                   "steps must not go backwards", data)
                 return
             self._step = step
             advance = commit is True
-        if type(data) is not dict:
-            data = _as_dict(data)
+        if not self._keys.known.issuperset(data):  # each key is checked once per run
+            data = self._keys.filter(data)
         values = data.copy()
         ts = time.time_ns() // 1000
         if not PLAIN.issuperset(map(type, values.values())):
@@ -181,6 +210,7 @@ class Run:
         state = "finished" if code == 0 and not error else "failed"
         if error.startswith("KeyboardInterrupt"):
             state = "killed"
+        self._end_state = state
         deadline = time.monotonic() + self.settings.finish_timeout
         if self._monitor is not None:
             self._monitor.stop()
@@ -202,47 +232,58 @@ class Run:
             self._queue.append((kind, payload))
 
     def _config_changed(self, items: dict[str, Any]) -> None:
-        if self._queue is not None:
+        if self._queue is not None and not self._disabled:
+            check_config(config_json(items))
             self._enqueue("config", items)
 
-    def _went_backwards(self, step: int) -> None:
-        self._backwards += 1
-        if self._backwards == 1:
-            log.warning("pulse: step %d is below the current step %d; steps must not go backwards. "
-                        "This call is dropped (so are later ones like it; counted in finish()).",
-                        step, self._step)
-
     def _rejected(self, rejection) -> None:
-        log.warning("pulse: the server rejected %s: %s", rejection.what, rejection.reason)
+        """A record of a batch the server stored was refused (or, what="batch", the whole batch)."""
+        if rejection.what.endswith(".start"):
+            self._start_refused = rejection.reason
+            log.error("pulse: the server REFUSED the start of run %s: %s. None of the run's data can be "
+                      "stored; it is kept on disk (see finish()).", self.id, rejection.reason)
+            return
+        if rejection.what == "batch":
+            return  # the transport sets the batch aside and reports it
+        self._server_rejections += 1
+        if self._server_rejections <= 10:
+            log.warning("pulse: the server rejected %s: %s", rejection.what, rejection.reason)
 
     def _report(self, delivered: bool, quiet: bool) -> None:
-        problems = []
-        if self._backwards:
-            problems.append(f"{self._backwards} log() calls dropped for going back in step")
-        if self._batcher.errors:
-            problems.append(f"{self._batcher.errors} sender errors (last: {self._batcher.last_error})")
-        if self._batcher.dropped_points:
-            problems.append(f"{self._batcher.dropped_points} metric points DROPPED because the spool was full "
-                            "(PULSE_SPOOL_MAX_MB)")
-        for problem in problems:
-            log.warning("pulse: %s", problem)
-        if self.mode == "offline":
-            print(f"pulse: run {self.id} saved offline in {self.spool.directory}; "
-                  "upload it with `pulse sync`", file=sys.stderr)
-        elif not delivered:
-            print(f"pulse: {self.spool.pending} batches of run {self.id} were not acknowledged by "
-                  f"{self.settings.server}; they are in {self.spool.directory}; upload them with "
-                  "`pulse sync`", file=sys.stderr)
-        elif not quiet and not problems:
-            log.info("pulse: run %s finished: %s", self.id, self.url)
+        for level, line in closing_lines(self._outcome(delivered)):
+            if level > logging.INFO or not quiet:
+                log.log(level, "%s", line)
+
+    def _outcome(self, delivered: bool) -> Outcome:
+        b, t, spool = self._batcher, self.transport, self.spool
+        dropped = dict(self.refusals.points)
+        dropped["spool full"] = b.dropped_points
+        return Outcome(
+            run_id=self.id, state=self._end_state, mode=self.mode, server=self.settings.server,
+            url=self.url, spool_dir=spool.directory, rejected_dir=rejected_dir(spool.directory),
+            delivered=delivered, points_written=b.points_written, points_left=b.points_after(spool.acked),
+            batches_left=spool.pending, refused=list(t.refused_batches) if t else [],
+            start_refused=self._start_refused, stream_refused=t.refused if t else "", dropped=dropped,
+            dropped_records=b.dropped_records, unwritten_batches=getattr(spool, "dropped_records", 0),
+            server_rejections=self._server_rejections, sender_errors=b.errors, last_error=b.last_error)
 
     def stats(self) -> dict[str, Any]:
-        """Counters for diagnosis (and tests)."""
-        b = self._batcher
-        return {"step": self._step, "backwards_dropped": self._backwards,
+        """Counters for diagnosis (and tests).
+
+        `dropped` counts metric points never sent, by reason ("bad step", "earlier step",
+        "bad key", "bad value"); `refused_calls` the log() calls dropped whole, by reason;
+        `rejected_keys` each key dropped, with its first reason.
+        """
+        b, t = self._batcher, self.transport
+        return {"step": self._step, "backwards_dropped": self.refusals.calls.get("earlier step", 0),
                 "batches": b.batches if b else 0, "sender_errors": b.errors if b else 0,
                 "overflowed": b.overflowed if b else 0, "dropped_points": b.dropped_points if b else 0,
-                "rejected_keys": dict(b._encoder.rejected) if b else {},
+                "dropped_records": b.dropped_records if b else 0,
+                "dropped": dict(self.refusals.points), "refused_calls": dict(self.refusals.calls),
+                "rejected_keys": dict(self.refusals.keys),
+                "points_written": b.points_written if b else 0,
+                "refused_batches": len(t.refused_batches) if t else 0,
+                "start_refused": self._start_refused,
                 "pending_batches": self.spool.pending if self.spool else 0}
 
     def _after_fork_in_child(self) -> None:

@@ -5,6 +5,10 @@ acknowledged seq (so a reconnect resends exactly what was not acknowledged),
 keeps at most `window` batches in flight, and the acks it gets back trim the
 spool. Errors never reach the training loop: the transport backs off
 (honouring the server's `retry-after-ms`) and tries again.
+
+A batch the server refuses as a whole is never resent: resending it would be refused again
+and block everything after it. Its bytes go to `PULSE_DIR/rejected/` (emitter/rejected.py), it
+is acknowledged locally, it is reported loudly, and the stream moves on.
 """
 
 from __future__ import annotations
@@ -12,14 +16,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import urllib.parse
 from collections import deque
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 
 from pulse.channel import auth_metadata, open_channel
 from pulse.v1 import telemetry_pb2 as pb
 
+from .rejected import set_aside
 from .spool import Spool
 
 log = logging.getLogger("pulse")
@@ -67,6 +75,16 @@ def check_access(server: str, project: str, api_key: str = "", tls_ca: str = "",
     return reply
 
 
+@dataclass(frozen=True)
+class RefusedBatch:
+    """A batch the server refused as a whole, kept on disk at `path`."""
+
+    seq: int
+    points: int  # metric points it held
+    reason: str
+    path: Path
+
+
 class Transport:
     def __init__(self, spool: Spool, server: str, *, api_key: str = "", tls_ca: str = "",
                  window: int = 64, on_rejection: Callable[[pb.Rejection], None] | None = None,
@@ -76,8 +94,10 @@ class Transport:
         self._channel = open_channel(server, tls_ca)
         self._stream = self._channel.stream_stream(STREAM_METHOD, request_serializer=None,
                                                    response_deserializer=pb.Ack.FromString)
-        # `x-pulse-run` lets a load balancer pin each run's stream to one ingest replica.
-        self._metadata = auth_metadata(api_key) + ((("x-pulse-run", route),) if route else ())
+        # `x-pulse-run` lets a load balancer pin each run's stream to one ingest replica. gRPC
+        # metadata is ASCII, so it is percent-encoded (`café` -> `caf%C3%A9`): the balancer hashes
+        # the encoded form, which is as stable as the name.
+        self._metadata = auth_metadata(api_key) + ((("x-pulse-run", route_header(route)),) if route else ())
         self._window = window
         self._on_rejection = on_rejection
         # Protobuf merges concatenated messages, so appending this sets `replay` on any batch.
@@ -91,6 +111,7 @@ class Transport:
         self.reconnects = 0
         self.last_error = ""
         self.refused = ""  # why the server will never take this stream (another process writes the run)
+        self.refused_batches: list[RefusedBatch] = []  # refused as a whole: kept on disk, not resent
         self._thread = threading.Thread(target=self._run, name="pulse-transport", daemon=True)
 
     def start(self) -> None:
@@ -129,8 +150,8 @@ class Transport:
                 if message != self.last_error:
                     log.info("pulse: stream to %s interrupted (%s); retrying", self._server, message)
                 self.last_error = message
-                if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
-                    log.error("pulse: the server refused a batch: %s", exc.details())
+                if exc.code() == grpc.StatusCode.INVALID_ARGUMENT and self._refused_in_flight(exc.details()):
+                    delay = 0.0  # the stream moves on at once, past the refused batch
                 if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:  # retrying cannot help: say so once, stop
                     self.refused = exc.details() or message
                     log.error("pulse: the server refused this run's stream: %s. This process stops sending; "
@@ -149,10 +170,56 @@ class Transport:
             for rejection in ack.rejected:
                 if self._on_rejection:
                     self._on_rejection(rejection)
+            whole = [r.reason for r in ack.rejected if r.what == "batch"]
+            # Refused whole ("unknown run": the run's start was refused): acknowledged, yet not stored.
+            if whole and not self._set_aside(ack.seq, "; ".join(whole)):
+                call.cancel()  # not acknowledged: resent on the next stream, and set aside then
+                self._stopped.wait(1.0)
+                return
             self._spool.ack(ack.seq)
             now = time.monotonic()
             while self._sent_at and self._sent_at[0][0] <= ack.seq:
                 self.ack_latencies_ms.append((now - self._sent_at.popleft()[1]) * 1000)
+
+    def _refused_in_flight(self, reason: str) -> bool:
+        """The server aborted the stream with INVALID_ARGUMENT: set aside the batch it refused.
+
+        The server reads a stream's batches in order and acks each after commit, in order; it
+        aborts right after the batch it cannot take, once the acks of those before it are out.
+        So, with every ack of the stream read, the refused batch is the first one sent and not
+        acknowledged. True when it was set aside.
+        """
+        if not self._sent_at:
+            log.error("pulse: the server refused this stream (%s) with no batch in flight", reason)
+            return False
+        seq = self._sent_at[0][0]
+        if not self._set_aside(seq, reason):
+            return False
+        self._spool.ack(seq)
+        return True
+
+    def _set_aside(self, seq: int, reason: str) -> bool:
+        """Move batch `seq` to the rejected directory and report it; False if it could not be kept."""
+        entry = self._spool.after(seq - 1, 0)
+        if entry is None or entry.seq != seq:
+            return True  # no longer in the spool (acknowledged meanwhile): nothing to keep
+        try:
+            data = self._spool.read(entry)
+            path = set_aside(self._spool.directory, seq, data, reason)
+        except OSError as exc:  # a full disk: keep it in the spool and try again later
+            log.error("pulse: the server refused batch %d of %s (%s), and it could not be set aside (%s); it "
+                      "stays in the spool", seq, self._spool.directory, reason, exc)
+            return False
+        try:
+            points = len(pb.Batch.FromString(data).scalars.value)
+        except Exception:  # malformed bytes: that may be why it was refused
+            points = 0
+        self.refused_batches.append(RefusedBatch(seq, points, reason, path))
+        if len(self.refused_batches) <= 3 or len(self.refused_batches) % 1000 == 0:
+            log.error("pulse: the server refused batch %d (%d metric points) as a whole: %s. It is not resent; "
+                      "its bytes are kept in %s (%d batches refused so far)", seq, points, reason, path,
+                      len(self.refused_batches))
+        return True
 
     def _requests(self) -> Iterator[bytes]:
         sent = self._spool.acked
@@ -169,6 +236,11 @@ class Transport:
             self._sent_at.append((entry.seq, time.monotonic()))
             yield data
             sent = entry.seq
+
+
+def route_header(route: str) -> str:
+    """`x-pulse-run`'s value: `project/run_id`, percent-encoded to ASCII (gRPC metadata is ASCII)."""
+    return urllib.parse.quote(route, safe="/")
 
 
 def _retry_after(exc: grpc.RpcError) -> float:

@@ -367,3 +367,34 @@ def test_a_server_without_parse_query_to_json_is_checked_by_the_embedded_parser(
     assert "table api_keys is not readable" in out["SELECT * FROM api_keys"]
     assert out["SHOW TABLES LIKE 'run%'"] == [{"name": "runs"}]
     assert "INTO OUTFILE is not allowed" in out["SELECT 1 INTO OUTFILE '/nonexistent/x'"]
+
+
+# -- the deploy files for a server's users' user ---------------------------------------------------------
+
+
+def test_the_users_sql_grants_and_policies_are_valid_clickhouse_sql_covering_every_public_table(store):
+    import xml.etree.ElementTree as ET
+
+    from ingest.storage import _statements
+
+    deploy = ROOT / "deploy" / "clickhouse"
+    statements = _statements((deploy / "users-sql.sql").read_text())
+    users = ET.parse(deploy / "users.d" / "pulse-query.xml").getroot()
+    policy = users.find("users/pulse_query/databases/default")
+    filters = {table.tag: table.findtext("filter") for table in policy}
+    expressions = sorted(set(filters.values())) + ["1"]
+    formatted = [row[0] for row in store.query_rows(
+        "SELECT formatQuerySingleLine(q) FROM (SELECT arrayJoin({qs:Array(String)}) AS q)",
+        {"qs": statements + [f"SELECT {e}" for e in expressions]})]
+    policies = [f for f in formatted if f.startswith("CREATE ROW POLICY")]
+    for table in sql_guard.PUBLIC_TABLES:
+        assert all(f"default.{table}," in p or p.count(f"default.{table} ") for p in policies), table
+        assert table in filters and f"{table}_local" in filters
+        for user in ("pulse_writer", "pulse_reader"):
+            assert users.findtext(f"users/{user}/databases/default/{table}/filter") == "1"
+    assert "getSetting('SQL_pulse_project')" in filters["runs"]
+    grants = [g.text for g in users.iter("query")]
+    assert "GRANT SELECT ON default.api_keys" not in grants and all(g.startswith("GRANT SELECT ON") for g in grants)
+    profile = {s.tag for s in users.find("profiles/pulse_query") if s.tag != "constraints"}
+    known = {name for (name,) in store.query_rows("SELECT name FROM system.settings")}
+    assert profile - known == {"SQL_pulse_project", "SQL_pulse_all_projects"}

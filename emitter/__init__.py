@@ -20,7 +20,6 @@ import sys
 from typing import Any
 
 from .checks import check_init
-from .checks import check_init
 from .config import Config
 from .media import Histogram, Image
 from .run import Run, end_run_on_sigterm, install_process_hooks, sweep_environment, sweep_project

@@ -93,15 +93,18 @@ def scan(data: bytes) -> tuple[list[Record], list[Damage]]:
             offset = record.offset + record.length
             continue
         before = records[-1].seq if records else 0
-        seq = _header_seq(view, offset)
-        end = offset + HEADER_BYTES + _header_length(view, offset) if seq else 0
-        if end > size or (not seq and size - offset < HEADER_BYTES and
-                          MAGIC.startswith(data[offset:offset + len(MAGIC)])):
-            # A verified header whose payload runs past the end, or a header that is itself cut short.
-            damage.append(Damage(offset, size - offset, "cut short", 1, before, 0, seq))
-            break
-        if not seq:  # the header is damaged too, so its length is no guide: look for the next record
-            end = _next_record(data, view, offset + 1)
+        header = _header(view, offset)
+        if header is None:
+            if size - offset < HEADER_BYTES and MAGIC.startswith(data[offset:offset + len(MAGIC)]):
+                damage.append(Damage(offset, size - offset, "cut short", 1, before, 0))  # a header cut short
+                break
+            # The header is damaged, so its length is no guide: on to the next record that verifies.
+            seq, end = 0, _next_record(data, view, offset + 1)
+        else:
+            seq, end = header[0], offset + HEADER_BYTES + header[1]
+            if end > size:  # a verified header whose payload runs past the end
+                damage.append(Damage(offset, size - offset, "cut short", 1, before, 0, seq))
+                break
         after = _record_at(view, end) if end < size else None
         markers = data.count(MAGIC, offset, end)
         damage.append(Damage(offset, end - offset, "corrupt", max(1, markers), before,
@@ -121,27 +124,23 @@ def _next_record(data: bytes, view: memoryview, offset: int) -> int:
         offset += 1
 
 
-def _header_seq(view: memoryview, offset: int) -> int:
-    """The seq of a verified header at `offset`, else 0."""
+def _header(view: memoryview, offset: int) -> tuple[int, int, int] | None:
+    """(seq, length, payload crc) of a header at `offset` that verifies, else None."""
     end = offset + HEADER_BYTES
     if end > view.nbytes or view[offset:offset + len(MAGIC)] != MAGIC:
-        return 0
+        return None
     fields = view[offset + len(MAGIC):end - 4]
-    (crc,) = struct.unpack_from("<I", view, end - 4)
-    if zlib.crc32(fields) != crc:
-        return 0
-    seq, length, _ = FIELDS.unpack(fields)
-    return seq if length <= MAX_RECORD else 0
-
-
-def _header_length(view: memoryview, offset: int) -> int:
-    return FIELDS.unpack_from(view, offset + len(MAGIC))[1]
+    if zlib.crc32(fields) != struct.unpack_from("<I", view, end - 4)[0]:
+        return None
+    seq, length, crc = FIELDS.unpack(fields)
+    return (seq, length, crc) if length <= MAX_RECORD else None
 
 
 def _record_at(view: memoryview, offset: int) -> Record | None:
-    if not _header_seq(view, offset):
+    header = _header(view, offset)
+    if header is None:
         return None
-    seq, length, crc = FIELDS.unpack_from(view, offset + len(MAGIC))
+    seq, length, crc = header
     start = offset + HEADER_BYTES
     if start + length > view.nbytes or zlib.crc32(view[start:start + length]) != crc:
         return None

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .records import HEADER_BYTES, Damage, frame, scan
+from .records import FIELDS, HEADER_BYTES, MAGIC, Damage, frame, scan
 
 log = logging.getLogger("pulse")
 SEGMENT_BYTES = 16 << 20
@@ -215,8 +215,8 @@ class Spool:
                     self._abandon_segment()
                 self.writes.failed(exc, 1, len(record))
                 raise SpoolWriteError(exc.errno, f"batch {seq} not written to {self.directory}: {exc}") from exc
-            self._entries.append(Entry(seq, self._segment, self._size + HEADER_BYTES, len(data),
-                                       zlib.crc32(data)))
+            crc = FIELDS.unpack_from(record, len(MAGIC))[2]  # computed once, by frame()
+            self._entries.append(Entry(seq, self._segment, self._size + HEADER_BYTES, len(data), crc))
             self._size += len(record)
             self._bytes += len(record)
             self.appended = seq

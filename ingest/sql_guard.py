@@ -50,8 +50,8 @@ NODES = {
     "ColumnsReplaceTransformerReplacement", "ColumnsApplyTransformer", "WindowDefinition", "WindowListElement",
     "InterpolateElement", "SampleRatio",
 }
-# `x IN t` reads table t when t is a bare name.
-IN_FUNCTIONS = {"in", "notIn", "globalIn", "globalNotIn", "nullIn", "notNullIn", "globalNullIn", "globalNotNullIn"}
+# `x IN t` reads table t when t is a bare name (lowercased names).
+IN_FUNCTIONS = {"in", "notin", "globalin", "globalnotin", "nullin", "notnullin", "globalnullin", "globalnotnullin"}
 _DESCRIBE = re.compile(r"DESCRIBE TABLE ([A-Za-z_][A-Za-z0-9_]*)")
 _STATEMENTS = {"InsertQuery": "INSERT", "DropQuery": "DROP", "ExplainQuery": "EXPLAIN", "SetQuery": "SET",
                "SystemQuery": "SYSTEM", "OptimizeQuery": "OPTIMIZE", "KillQueryQuery": "KILL",
@@ -180,7 +180,7 @@ class _Walk:
         if problem := function_problem(name, table_function=key == "table_function"):
             raise QueryRejected(problem)
         arguments = (node.get("arguments") or {}).get("children") or []
-        if name in IN_FUNCTIONS and len(arguments) == 2 and arguments[1].get("type") == "Identifier":
+        if name.lower() in IN_FUNCTIONS and len(arguments) == 2 and arguments[1].get("type") == "Identifier":
             self._in_table(arguments[1])
         self._children(node)
 

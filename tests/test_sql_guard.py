@@ -87,7 +87,7 @@ HOSTILE = [
     ("SELECT * FROM system.processes", "table system.processes is not readable"),
     ("SELECT * FROM system.query_log", "table system.query_log is not readable"),
     ("SELECT * FROM system.settings", "table system.settings is not readable"),
-    ("SELECT * FROM system.databases", "table system.databases is not readable"),
+    ("SELECT * FROM system.users", "table system.users is not readable"),
     ("SELECT 1 WHERE 'x' IN system.tables", "IN system.tables: write IN (SELECT ...)"),
     ("SELECT * FROM information_schema.tables", "table information_schema.tables is not readable"),
     ("SELECT * FROM INFORMATION_SCHEMA.TABLES", "table INFORMATION_SCHEMA.TABLES is not readable"),

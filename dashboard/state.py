@@ -31,9 +31,13 @@ from dashboard.data import DataError, RunFilter, RunSort, Source
 LIVE_S = 2  # refresh period of pages showing running runs
 IDLE_S = 30  # how long anything else may be cached
 PICKER_RUNS = 200  # recent runs offered by run pickers; the Runs page finds the others
-SESSION_KEY, SESSION_SOURCE, SESSION_IDENTITY, SESSION_ACCESS = "pulse:key", "pulse:source", "pulse:identity", \
-    "pulse:access"
-SIGNED_OUT_REASON, AUTH_REQUIRED = "pulse:signed-out", "pulse:auth-required"
+# What this browser session keeps about its user (st.session_state, on the server; never the URL).
+SESSION_KEY = "pulse:key"  # the API key itself
+SESSION_SOURCE = "pulse:source"  # a Source reading with it
+SESSION_IDENTITY = "pulse:identity"  # its sha256: what cached answers are keyed by
+SESSION_ACCESS = "pulse:access"  # its scope and rights (dashboard.access.Access)
+AUTH_REQUIRED = "pulse:auth-required"  # whether the ingest asks for keys (False, True; absent: not asked yet)
+SIGNED_OUT_REASON = "pulse:signed-out"  # why the session was signed out, for the login form to say
 
 
 @st.cache_resource
@@ -112,7 +116,7 @@ def may_write(project: str | None = None) -> bool:
     ingest may write; reading ClickHouse directly never may (it reads as a read-only user)."""
     granted = access()
     if granted is None:
-        return source().server is not None and not st.session_state.get(AUTH_REQUIRED, False)
+        return source().server is not None and st.session_state.get(AUTH_REQUIRED) is False
     if project is not None and granted.scoped and granted.project != project:
         return False
     return granted.may_write

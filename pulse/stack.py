@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import dashboard
+from pulse.startup import wait_ready
 
 
 def start_dashboard(port: int, server: str | None = None, clickhouse: str | None = None,
@@ -55,17 +56,20 @@ def run_stack(config, ui_port: int | None, on_ready=None) -> int:
         parts = "the ingest listens" if ui_port is None else "the ingest and the dashboard listen"
         warn_exposed(f"{parts} on {config.host} without --auth",
                      f"port {server.port}" + ("" if ui_port is None else f" or {ui_port}"))
+    _retire_dashboard_key(server)
     ui = None
     if ui_port is not None:
-        _retire_dashboard_key(server)
         ui = start_dashboard(ui_port, server=address, host=config.host,
                              blob_url=getattr(getattr(server, "blobs", None), "url", None))
-        print(f"pulse: dashboard at http://{local_host}:{ui_port}", flush=True)
         threading.Thread(target=_watch_dashboard, args=(ui, stop), daemon=True).start()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        if on_ready is not None:
+        # The banner waits until both answer: a URL printed earlier leads to a page that does not load yet.
+        ingest = None if config.tls_cert else address  # in this process: already serving, however it is reached
+        if ui is not None and wait_ready(ingest, f"http://{local_host}:{ui_port}", ui, stop):
+            print(f"pulse: dashboard at http://{local_host}:{ui_port}", flush=True)
+        if on_ready is not None and not stop.is_set():
             on_ready(address, stop)
         stop.wait()
     finally:

@@ -22,7 +22,7 @@ import pytest
 from dashboard_stack import Stack
 from test_dashboard_pages import APP, CHROMIUM, PAGE_CHECK, keep_screenshot
 
-from conftest import ROOT, free_port, wait_for
+from conftest import ROOT, Ingest, free_port, wait_for
 
 A, B = "alpha-proj", "beta-proj"
 A_RUNS, B_RUNS = ("alpha-first", "alpha-second"), ("beta-secret",)
@@ -131,12 +131,9 @@ def test_without_a_key_no_page_reads_anything(monkeypatch, secured) -> None:
     assert at.text_input[0].proto.type == at.text_input[0].proto.PASSWORD
 
 
-def test_a_scoped_key_lists_its_own_project_only_and_cached_answers_stay_with_their_key(monkeypatch, secured):
-    import streamlit as st
-
-    st.cache_data.clear()
+def test_a_scoped_key_lists_its_own_project_only(monkeypatch, secured):
     wide = session(monkeypatch, secured, secured.keys["all-read"])
-    assert wide.sidebar.selectbox[0].options == [A, B]  # first: the answers of the all-projects key are cached
+    assert wide.sidebar.selectbox[0].options == [A, B]
     scoped = session(monkeypatch, secured, secured.keys["a-read"], project=B)
     assert scoped.sidebar.selectbox[0].options == [A] and scoped.sidebar.selectbox[0].value == A
     assert f"reads '{A}' only" in scoped.warning[0].value.replace("\\", "")
@@ -153,6 +150,49 @@ def test_a_wrong_key_is_refused_with_a_message_and_log_out_forgets_the_key(monke
     assert at.sidebar.selectbox[0].value == A
     at.sidebar.button[0].click().run()  # Log out
     assert [h.value for h in at.header] == ["Pulse · sign in"] and "pulse:key" not in at.session_state
+
+
+def test_cached_answers_are_never_served_to_another_key(monkeypatch, secured) -> None:
+    """AppTest sessions share the process, so st.cache_data: the same read, in the same refresh
+    period, first with the all-projects key and then with A's, must be asked again with A's."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    def page(key: str) -> None:
+        import streamlit as st
+
+        from dashboard import state
+        from dashboard.access import check_key
+        from dashboard.data import Source
+
+        reader = Source(api_key=key)
+        state.sign_in(key, check_key(reader.server, key, reader.projects), reader)
+        st.write(",".join(state.fetch("projects")))
+        st.write(",".join(state.fetch("sql", "SELECT name FROM runs FINAL ORDER BY name").column("name").to_pylist()))
+
+    monkeypatch.setenv("PULSE_SERVER", secured.address)
+    st.cache_data.clear()
+    answers = {}
+    for name in ("all-read", "a-read", "all-read"):
+        at = AppTest.from_function(page, args=(secured.keys[name],), default_timeout=60).run()
+        answers.setdefault(name, []).append([m.value for m in at.markdown])
+    assert answers["all-read"][0] == answers["all-read"][1] == [f"{A},{B}", ",".join(sorted(A_RUNS + B_RUNS))]
+    assert answers["a-read"] == [[A, ",".join(sorted(A_RUNS))]]
+
+
+def test_a_key_revoked_mid_session_signs_the_session_out(monkeypatch, secured) -> None:
+    key = secured.create("--project", A, "--read-only", "--note", "revoked mid-session")
+    at = session(monkeypatch, secured, key)
+    assert at.sidebar.selectbox[0].value == A
+    env = {"PULSE_SERVER": secured.address, "PULSE_API_KEY": secured.admin}
+    assert pulse("keys", "revoke", key.removeprefix("pk_").partition("_")[0], env=env).returncode == 0
+
+    def signed_out() -> bool:  # the ingest notices within its key cache's few seconds; Refresh reads again
+        at.sidebar.button[1].click().run()  # [0] is Log out
+        return [h.value for h in at.header] == ["Pulse · sign in"]
+
+    wait_for(signed_out, timeout=30, step=1, what="the revoked key's session to be signed out")
+    assert "no longer accepts your key" in at.warning[0].value and "was revoked" in at.warning[0].value
 
 
 def test_may_write_follows_the_key(monkeypatch, secured) -> None:
@@ -249,6 +289,26 @@ def test_log_out_returns_to_the_login(browser, secured, tmp_path) -> None:
                         "--fill", f"API key={secured.keys['a-read']}", "--click", "Log out",
                         "--wait-text", "sign in")
     assert report["dataframes"] == 0 and A_RUNS[0] not in report["text"]
+
+
+def test_the_all_projects_key_older_dashboards_held_is_revoked_at_the_next_start(tmp_path) -> None:
+    up = [sys.executable, "-m", "pulse.cli", "up", "--no-ui"]
+    first = Ingest(tmp_path / "data", "--auth", command=up).start()
+    try:
+        env = {"PULSE_SERVER": first.address, "PULSE_API_KEY": (tmp_path / "data" / "admin-key").read_text().strip()}
+        old = pulse("keys", "create", "--read-only", "--note", "dashboard", env=env).stdout.strip().splitlines()[-1]
+        (tmp_path / "data" / "dashboard-key").write_text(old + "\n")
+    finally:
+        first.stop()
+    again = Ingest(tmp_path / "data", "--auth", command=up, port=first.port).start()
+    try:
+        wait_for(lambda: "revoked the dashboard's own key" in again.log_path.read_text(), timeout=60,
+                 what="the old dashboard key to be revoked")
+        assert not (tmp_path / "data" / "dashboard-key").exists()
+        refused = pulse("sql", "SELECT 1", env={**env, "PULSE_API_KEY": old})
+        assert refused.returncode != 0 and "was revoked" in refused.stderr
+    finally:
+        again.stop()
 
 
 # -- where it listens ---------------------------------------------------------------------------------------

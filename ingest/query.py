@@ -23,7 +23,7 @@ from . import sql_guard
 from .sql_guard import QueryRejected, quote
 from .storage import Store
 
-__all__ = ["QueryRejected", "check_read_only", "run_query", "project_filters", "Limits"]
+__all__ = ["QueryRejected", "check_read_only", "run_query", "run_query_raw", "project_filters", "Limits"]
 
 DEFAULT_MAX_ROWS = 1_000_000
 MAX_ROWS = 10_000_000
@@ -122,11 +122,7 @@ def run_query(store: Store, sql: str, parameters: dict[str, Any] | None = None,
     """
     prepared = _prepared(store, sql)
     limits = Limits.from_env()
-    max_rows = min(max_rows or DEFAULT_MAX_ROWS, MAX_ROWS)
-    timeout_s = min(timeout_s or DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S)
-    settings = {"readonly": 2, "max_result_rows": max_rows, "result_overflow_mode": "throw",
-                "max_execution_time": timeout_s, **limits.settings(),
-                "additional_table_filters": _map_literal({**HIDDEN_TABLES, **(filters or {})})}
+    settings = _users_settings(limits, max_rows, timeout_s, filters)
     project = getattr(filters, "project", None) if filters else None
     with _slot(limits):
         try:
@@ -137,6 +133,38 @@ def run_query(store: Store, sql: str, parameters: dict[str, Any] | None = None,
         raise QueryRejected(f"Limit for result exceeded: {table.nbytes} bytes; the limit is "
                             f"{limits.max_result_bytes} (max_result_bytes)")
     return table
+
+
+def _users_settings(limits: Limits, max_rows: int, timeout_s: float, filters: dict[str, str] | None,
+                    output: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The settings a users' query runs with; `output` (how results are written) never overrides a limit."""
+    max_rows = min(max_rows or DEFAULT_MAX_ROWS, MAX_ROWS)
+    timeout_s = min(timeout_s or DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S)
+    overflow = "break" if (output or {}).get("result_overflow_mode") == "break" else "throw"
+    return {**(output or {}), "readonly": 2, "max_result_rows": max_rows, "result_overflow_mode": overflow,
+            "max_execution_time": timeout_s, **limits.settings(),
+            "additional_table_filters": _map_literal({**HIDDEN_TABLES, **(filters or {})})}
+
+
+def run_query_raw(store: Store, sql: str, fmt: str, parameters: dict[str, Any] | None = None,
+                  max_rows: int = 0, timeout_s: float = 0, filters: dict[str, str] | None = None,
+                  settings: dict[str, Any] | None = None) -> bytes:
+    """`run_query`, answered as the engine's own bytes in output format `fmt` (ClickHouse's HTTP
+    interface, ingest/http_sql.py). `sql` has no FORMAT clause; `settings` are output-format
+    settings (and result_overflow_mode=break, a result cut short at max_rows on request)."""
+    prepared = _prepared(store, sql)
+    limits = Limits.from_env()
+    settings = _users_settings(limits, max_rows, timeout_s, filters, settings)
+    project = getattr(filters, "project", None) if filters else None
+    with _slot(limits):
+        try:
+            payload = store.read_only_raw(prepared, parameters or None, settings, fmt, project=project)
+        except Exception as exc:
+            raise QueryRejected(clickhouse_message(exc)) from exc
+    if len(payload) > limits.max_result_bytes:  # ClickHouse checks per block, so one big block may pass
+        raise QueryRejected(f"Limit for result exceeded: {len(payload)} bytes; the limit is "
+                            f"{limits.max_result_bytes} (max_result_bytes)")
+    return payload
 
 
 _slots_lock = threading.Lock()

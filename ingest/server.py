@@ -25,6 +25,7 @@ from .admin import AdminService
 from .auth import KeyStore
 from .blobs import default_blob_url, open_blob_store
 from .buffers import Buffers
+from .http_sql import serve_sql
 from .owners import RunOwners, StreamSlots
 from .runs import RunRegistry
 from .storage import Store, open_store
@@ -59,6 +60,8 @@ class IngestConfig:
     admin_key_path: str = ""
     # A ClickHouse cluster name (remote_servers): apply the `clustered` migrations ON CLUSTER.
     cluster: str = ""
+    # ClickHouse's HTTP interface for BI tools, read-only (ingest/http_sql.py) on `host`; 0: off.
+    sql_port: int = 0
 
 
 def data_url(data_dir: str) -> str:
@@ -156,6 +159,7 @@ class IngestServer:
             self.health.set(name, status)
 
     def start(self) -> None:
+        self.sql_http = serve_sql(self.store, self.keys, self.config.host, self.config.sql_port)
         self._on_loop(self.grpc.start())
         for name in ("", SERVICE):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -165,6 +169,8 @@ class IngestServer:
     def stop(self, grace: float = 5.0) -> None:
         """Stop taking streams, flush what is buffered, close the store."""
         self.health.enter_graceful_shutdown()
+        if getattr(self, "sql_http", None):
+            self.sql_http.stop()
         self._on_loop(self.grpc.stop(grace), timeout=grace + 30)
         self._stop_loop()
         self.buffers.close()

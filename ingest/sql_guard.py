@@ -37,6 +37,8 @@ SYSTEM_TABLES: dict[str, str | None] = {
                f"FROM system.columns WHERE database = currentDatabase() AND table IN ({_PUBLIC})",
     "projections": "SELECT database, table, name, type, sorting_key, query FROM system.projections "
                    f"WHERE database = currentDatabase() AND table IN ({_PUBLIC})",
+    # BI tools list databases first (DBeaver's navigator, Grafana's query builder): this one only.
+    "databases": "SELECT name, engine, comment FROM system.databases WHERE name = currentDatabase()",
 }
 VERBS = "SELECT, WITH, DESCRIBE, SHOW TABLES, SHOW COLUMNS"
 SETTINGS_REFUSED = "SETTINGS clauses are not allowed in read-only queries; the server sets the limits"

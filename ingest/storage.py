@@ -34,6 +34,9 @@ class Store(Protocol):
     def read_only_arrow(self, sql: str, parameters: dict[str, Any] | None,
                         settings: dict[str, Any], project: str | None = None) -> pa.Table: ...
 
+    def read_only_raw(self, sql: str, parameters: dict[str, Any] | None, settings: dict[str, Any], fmt: str,
+                      project: str | None = None) -> bytes: ...
+
     def command(self, sql: str) -> Any: ...
 
     def close(self) -> None: ...
@@ -93,6 +96,13 @@ class ClickHouseStore:
         if self.query_url:
             settings = {**settings, **query_scope(project)}
         return self._client("reader").query_arrow(sql, parameters=parameters, settings=settings)
+
+    def read_only_raw(self, sql: str, parameters: dict[str, Any] | None, settings: dict[str, Any], fmt: str,
+                      project: str | None = None) -> bytes:
+        """`read_only_arrow`, answered as the engine's own bytes in output format `fmt` (for ingest/http_sql.py)."""
+        if self.query_url:
+            settings = {**settings, **query_scope(project)}
+        return self._client("reader").raw_query(sql, parameters=parameters, settings=settings, fmt=fmt)
 
     def command(self, sql: str) -> Any:
         return self._client().command(sql)

@@ -8,9 +8,10 @@ import os
 import sys
 from pathlib import Path
 
+from pulse.startup import default_data_dir, preflight
 from pulse.sweep_cli import add_parsers as add_sweep_parsers
 
-DEFAULT_DATA = os.environ.get("PULSE_DATA", "pulse-data")
+DEFAULT_DATA = default_data_dir()
 
 
 def _store_url(args: argparse.Namespace) -> str:
@@ -30,7 +31,8 @@ def _ingest_config(args: argparse.Namespace):
                         tls_cert=args.tls_cert or "", tls_key=args.tls_key or "",
                         admin_key_path=os.path.join(os.path.abspath(os.path.expanduser(args.data)), "admin-key"),
                         cluster=args.cluster or "", blob_url=args.blobs or "",
-                        max_streams=args.max_streams, max_streams_per_key=args.max_streams_per_key)
+                        max_streams=args.max_streams, max_streams_per_key=args.max_streams_per_key,
+                        sql_port=args.sql_port)
 
 
 def _add_ingest_flags(p: argparse.ArgumentParser) -> None:
@@ -40,6 +42,9 @@ def _add_ingest_flags(p: argparse.ArgumentParser) -> None:
                    help="the ClickHouse cluster (remote_servers name) to create the clustered schema on")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=50051)
+    p.add_argument("--sql-port", type=int, default=int(os.environ.get("PULSE_SQL_PORT") or 8123),
+                   help="ClickHouse HTTP interface for BI tools, read-only, on --host (0: off; default $PULSE_SQL_PORT "
+                        "or 8123)")
     p.add_argument("--heartbeat-timeout", type=float,
                    default=float(os.environ.get("PULSE_HEARTBEAT_TIMEOUT", 60)),
                    help="seconds without a heartbeat before a running run is marked crashed")
@@ -193,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in ("up", "ingest", "demo"):
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        if problem := preflight(args, _store_url(args)):  # a taken port, a data directory in use
+            print(f"pulse {args.command}: {problem}", file=sys.stderr)
+            return 2
     return args.func(args) or 0
 
 

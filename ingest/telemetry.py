@@ -62,6 +62,7 @@ class StreamState:
         self.principal = principal
         self.peer = peer
         self.key: StreamKey | None = None  # set by the first batch
+        self.closed = False  # the call ended; a batch still being accepted must not keep its run
 
     @property
     def run(self) -> tuple[str, str]:
@@ -142,6 +143,7 @@ class TelemetryService:
         finally:
             reader.cancel()
             self.slots.give(principal.key_id)
+            state.closed = True  # before the release: a worker that takes the run after it lets go again
             if state.key is not None:
                 self.owners.release(state.run, state.key[2], state)
 
@@ -208,6 +210,8 @@ class TelemetryService:
                 self.owners.check_replay(run, batch.stream_id)
             else:
                 self.owners.hold(run, batch.stream_id, principal.key_id, _host(batch) or state.peer, state)
+                if state.closed:
+                    self.owners.release(run, batch.stream_id, state)
         except RunBusy as exc:
             raise StreamAbort(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from exc
         self.batches += 1

@@ -297,3 +297,24 @@ def test_a_read_only_key_cannot_even_hold_a_stream_open(secured):
     stream = RawStream(secured.address, reader)  # sends nothing: refused at the door, holding no slot
     error = stream.wait_error()
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED and "read-only" in error.details()
+
+
+def test_ownership_rules_same_stream_rejoins_another_key_or_stream_waits_silence_or_finish_frees():
+    from ingest.owners import RunBusy, RunOwners
+
+    owners, run = RunOwners(silence_timeout=0.2), ("p", "r")
+    first, reconnect, other = object(), object(), object()
+    owners.hold(run, "r.a", "key1", "host-a", first)
+    owners.hold(run, "r.a", "key1", "host-a", reconnect)  # a reconnect overlapping its dying predecessor
+    with pytest.raises(RunBusy, match=r"stream r\.a, host host-a"):
+        owners.hold(run, "r.a", "key2", "host-b", other)  # the same stream id under another key
+    owners.release(run, "r.a", first)
+    with pytest.raises(RunBusy):
+        owners.hold(run, "r.b", "key1", "host-b", other)  # one connection of the owner is still there
+    time.sleep(0.3)  # silent past the heartbeat timeout, though connected: the run is free
+    owners.hold(run, "r.b", "key1", "host-b", other)
+    assert owners.live(run).stream_id == "r.b"
+    owners.release(run, "r.a", reconnect)  # the old stream going away does not touch the new owner
+    assert owners.live(run).stream_id == "r.b"
+    owners.finished(run, "r.b")
+    assert owners.live(run) is None

@@ -33,7 +33,8 @@ MB = float(1 << 20)
 Sample = tuple[str, str, float]  # (key, device, value)
 # NVML errors after which a metric is not asked for again on that device.
 GIVE_UP_AFTER = 5
-_told_no_gpu = False
+NO_GPU_TOLD = "PULSE_NO_GPU_TOLD"
+_told_no_gpu = bool(os.environ.get(NO_GPU_TOLD))  # the process that started this one said it already
 
 
 class SystemMonitor:
@@ -280,7 +281,10 @@ def _shutdown(nvml: Any) -> None:
 
 
 def _no_gpu(reason: str) -> None:
+    """Say once why there are no GPU series: once per process, and not again in the processes it starts
+    (a demo's or an agent's runs), which inherit NO_GPU_TOLD."""
     global _told_no_gpu
     if not _told_no_gpu:
-        _told_no_gpu = True
         log.info("pulse: no GPU metrics: %s", reason)
+        os.environ[NO_GPU_TOLD] = "1"
+    _told_no_gpu = True

@@ -6,12 +6,14 @@ import os
 import socket
 import subprocess
 import sys
+import textwrap
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from conftest import ROOT, Ingest, free_port, run_script, wait_for
+from emitter.system import NO_GPU_TOLD
 from pulse.channel import DEFAULT_PORT, with_default_port
 
 
@@ -139,7 +141,7 @@ def _free(port: int) -> bool:
 
 
 def test_the_no_gpu_line_is_said_once_for_a_process_and_the_processes_it_starts():
-    done = run_script("""
+    script = textwrap.dedent("""
         import logging, subprocess, sys
         logging.basicConfig(level=logging.INFO)
         from emitter.system import GpuSampler
@@ -149,5 +151,8 @@ def test_the_no_gpu_line_is_said_once_for_a_process_and_the_processes_it_starts(
         child += "GpuSampler.open(object())"
         subprocess.run([sys.executable, "-c", child], check=True)
     """)
+    env = {k: v for k, v in os.environ.items() if k != NO_GPU_TOLD}  # as a fresh shell starts it
+    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stderr.count("no GPU metrics") == 1, done.stderr

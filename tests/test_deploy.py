@@ -9,6 +9,7 @@ real Pulse command, health checks gate the start order, no secret sits outside t
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import re
 import subprocess
@@ -293,3 +294,32 @@ def test_health_check_probe_reads_an_http_status(status, healthy):
     finally:
         server.shutdown()
     assert (result.returncode == 0) == healthy, result.stderr
+
+
+GRAFANA = DEPLOY / "grafana"
+
+
+def test_grafana_reads_pulse_through_the_ingests_sql_port():
+    """The provisioned data source is the ingest's ClickHouse HTTP interface, on the port the ingest serves it."""
+    compose = services("single")
+    grafana, ingest = compose["grafana"], compose["ingest"]
+    command = ingest["command"]
+    sql_port = int(command[command.index("--sql-port") + 1])
+    [source] = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "pulse.yaml").read_text())["datasources"]
+    assert source["type"] == "grafana-clickhouse-datasource"
+    assert (source["jsonData"]["host"], source["jsonData"]["port"], source["jsonData"]["protocol"]) == \
+        ("ingest", sql_port, "http")
+    assert "grafana-clickhouse-datasource" in grafana["environment"]["GF_INSTALL_PLUGINS"]
+    assert grafana["depends_on"]["ingest"] == {"condition": "service_healthy"}
+    mounts = {volume.split(":")[1]: volume.split(":")[0] for volume in grafana["volumes"]}
+    provider = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "pulse.yaml").read_text())["providers"][0]
+    assert (DEPLOY / mounts[provider["options"]["path"]] / "pulse.json").exists()
+    assert (DEPLOY / mounts["/etc/grafana/provisioning/datasources"] / "pulse.yaml").exists()
+
+
+def test_the_grafana_dashboard_charts_losses_and_system_metrics_from_the_data_source():
+    dashboard = json.loads((GRAFANA / "dashboards" / "pulse.json").read_text())
+    targets = [target for panel in dashboard["panels"] for target in panel["targets"]]
+    assert {target["datasource"]["uid"] for target in targets} == {"pulse"}
+    sql = [target["rawSql"] for target in targets]
+    assert any("FROM metrics" in s and "loss" in s for s in sql) and any("FROM system_metrics" in s for s in sql)

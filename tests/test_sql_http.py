@@ -269,3 +269,18 @@ def test_dbeaver_jdbc_metadata_sequence(server):
 def test_bi_tool_statements_users_checks_refuse_yet(server, sql):
     status, _, body = http(server, sql, key=server.admin)
     assert status == 200, body
+
+
+def test_the_grafana_example_dashboards_queries_pass_and_chart_the_project(server, alpha_key):
+    """deploy/grafana's panels, with the data source's macros expanded as it expands them."""
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "dashboards" / "pulse.json").read_text())
+    for panel in dashboard["panels"]:
+        sql = panel["targets"][0]["rawSql"].replace("${project}", "alpha")
+        sql = sql.replace("$__timeInterval(ts)", "toStartOfInterval(toDateTime(ts), INTERVAL 20 second)")
+        for column in ("m.ts", "ts"):
+            sql = sql.replace(f"$__timeFilter({column})",
+                              f"{column} >= toDateTime(0) AND {column} <= toDateTime(4102444800)")
+        status, _, body = http(server, sql + " FORMAT JSONEachRow", key=alpha_key)
+        assert status == 200, (panel["title"], body)
+        if "metrics AS m" in sql:
+            assert {json.loads(line)["series"] for line in body.splitlines()} == {"alpha-run train/loss"}

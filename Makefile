@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test proto lint bench clean
+.PHONY: demo install test proto lint bench clean
 
 $(VENV)/.base: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,14 @@ $(VENV)/.dev: $(VENV)/.base
 
 demo: $(VENV)/.base
 	$(VENV)/bin/pulse demo
+
+# `pulse` on your PATH without activating .venv: a link in ~/.local/bin (BIN=... for elsewhere).
+BIN ?= $(HOME)/.local/bin
+install: $(VENV)/.base
+	mkdir -p $(BIN)
+	ln -sf $(abspath $(VENV)/bin/pulse) $(BIN)/pulse
+	@case ":$$PATH:" in *":$(BIN):"*) echo "pulse is in $(BIN)";; \
+	  *) echo "pulse is in $(BIN), which is not on your PATH: add it (export PATH=\"$(BIN):\$$PATH\")";; esac
 
 test: $(VENV)/.dev
 	$(PY) -m pytest -q -ra

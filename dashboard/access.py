@@ -82,7 +82,7 @@ def check_key(server: str, key: str, projects: Callable[[], list[str]] | None = 
             raise LoginError(f"This key was not accepted: {exc.details()}") from None
         if exc.code() != grpc.StatusCode.PERMISSION_DENIED:
             raise LoginError(_unreachable(server, exc)) from None
-        scoped, key_id = True, _key_id(key)
+        scoped, key_id = True, key_id_of(key)
     project: str | None = ""
     if scoped:
         seen = projects() if projects is not None else []
@@ -109,8 +109,8 @@ def _check(server: str, key: str, project: str, write: bool = False) -> pb.Acces
                    metadata=auth_metadata(key))
 
 
-def _key_id(key: str) -> str:
-    """The id part of `pk_<id>_<secret>` (the ingest has just accepted the key, so it has one)."""
+def key_id_of(key: str) -> str:
+    """The id part of a key, `pk_<id>_<secret>` (what `pulse keys list` and `revoke` name)."""
     return key.removeprefix("pk_").partition("_")[0]
 
 

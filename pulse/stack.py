@@ -93,7 +93,9 @@ def _retire_dashboard_key(server) -> None:
     path = Path(server.config.admin_key_path).with_name("dashboard-key")
     if not path.exists():
         return
-    key_id = path.read_text().strip().removeprefix("pk_").partition("_")[0]
+    from dashboard.access import key_id_of
+
+    key_id = key_id_of(path.read_text().strip())
     if key_id:
         server.keys.revoke(key_id)
     path.unlink()

@@ -2,7 +2,8 @@
 
 Each demo run is a separate process (`python -m pulse.demo --train ...`) that trains a small
 two-layer MLP on a synthetic spiral with numpy alone (no downloads, no torch), logging with the
-emitter like any user script would:
+emitter like any user script would; one more, `--live` (pulse/demo_live.py), logs until the demo
+stops, with images, histograms, an alert and, with torch, watch(log_graph=True):
 
     python -m pulse.demo --train --seed 0 --server 127.0.0.1:50051 --project demo
 """
@@ -15,6 +16,8 @@ import subprocess
 import sys
 import threading
 import time
+
+from pulse.demo_live import LIVE_NAME, live
 
 LEARNING_RATES = (0.3, 0.1, 0.03, 1.0)
 STOP_GRACE_S = 20.0
@@ -34,7 +37,9 @@ def run_demo(config, ui_port: int | None, runs: int = 3, sweep_agents: int = 2) 
     from pulse.stack import run_stack
 
     def on_ready(address: str, stop: threading.Event) -> None:
+        _tell_gpu_once()
         trainers = [_start_trainer(address, seed) for seed in range(runs)]
+        trainers.append(_start_trainer(address, 0, live=True))
         if sweep_agents:
             trainers += _start_sweep(address, sweep_agents)
         if ui_port is not None:
@@ -49,10 +54,19 @@ def run_demo(config, ui_port: int | None, runs: int = 3, sweep_agents: int = 2) 
     return run_stack(config, ui_port, on_ready=on_ready)
 
 
-def _start_trainer(address: str, seed: int) -> subprocess.Popen:
-    command = [sys.executable, "-m", "pulse.demo", "--train", "--seed", str(seed),
+def _start_trainer(address: str, seed: int, live: bool = False) -> subprocess.Popen:
+    command = [sys.executable, "-m", "pulse.demo", "--live" if live else "--train", "--seed", str(seed),
                "--server", address, "--project", "demo"]
     return subprocess.Popen(command, stdin=subprocess.DEVNULL)
+
+
+def _tell_gpu_once() -> None:
+    """Say here whether there are GPU series, so the demo's runs (which inherit that it was said) stay quiet."""
+    from emitter.system import GpuSampler
+
+    sampler = GpuSampler.open()
+    if sampler is not None:
+        sampler.close()
 
 
 def _start_sweep(address: str, agents: int) -> list[subprocess.Popen]:
@@ -93,8 +107,8 @@ def _browser_host(host: str) -> str:
 
 
 def _banner(url: str, runs: int) -> None:
-    lines = [f"Pulse demo: {runs} training runs are starting.", "", f"Open {url}", "",
-             "Press Ctrl-C to stop."]
+    lines = [f"Pulse demo: {runs} training runs and one live run ({LIVE_NAME}, until Ctrl-C) are starting.", "",
+             f"Open {url}", "", "Press Ctrl-C to stop."]
     width = max(map(len, lines)) + 4
     print("\n" + "=" * width, *(f"  {line}" for line in lines), "=" * width + "\n", sep="\n", flush=True)
 
@@ -178,7 +192,10 @@ def train(seed: int, steps: int, lr: float, sleep: float, project: str, name: st
 
 def _trainer_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m pulse.demo", description="a Pulse demo training run")
-    parser.add_argument("--train", action="store_true", required=True, help="train one demo model")
+    kind = parser.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--train", action="store_true", help="train one demo model")
+    kind.add_argument("--live", action="store_true",
+                      help="the long-lived run: logs until stopped, with images, histograms, an alert and watch()")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--lr", type=float, default=None,
@@ -187,6 +204,7 @@ def _trainer_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--server", default=None, help="ingest host:port (default $PULSE_SERVER)")
     parser.add_argument("--project", default="demo")
     parser.add_argument("--name", default=None)
+    parser.add_argument("--live-steps", type=int, default=None, help="end the live run after this many steps")
     return parser.parse_args(argv)
 
 
@@ -196,7 +214,10 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["PULSE_SERVER"] = args.server
     lr = args.lr if args.lr is not None else LEARNING_RATES[args.seed % len(LEARNING_RATES)]
     try:
-        train(args.seed, args.steps, lr, args.sleep, args.project, args.name)
+        if args.live:
+            live(args.project, args.sleep, steps=args.live_steps)
+        else:
+            train(args.seed, args.steps, lr, args.sleep, args.project, args.name)
     except KeyboardInterrupt:
         return 130  # the run was already ended as `killed` on the way out
     return 0

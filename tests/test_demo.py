@@ -76,9 +76,10 @@ def test_stopping_pulse_demo_ends_its_runs_as_killed(tmp_path: Path) -> None:
         def demo_and_sweep_running() -> bool:
             states = [(bool(r["sweep_id"]), r["state"]) for r in runs(client, "demo")]
             return (len(point_counts(client, "demo")) >= len(METRICS)
-                    and states.count((False, "running")) == 2 and (True, "running") in states)
+                    and states.count((False, "running")) == 3 and (True, "running") in states)
 
-        wait_for(demo_and_sweep_running, timeout=180, what="two demo runs and a sweep trial running with metrics")
+        wait_for(demo_and_sweep_running, timeout=180,
+                 what="two demo runs, the live run and a sweep trial running with metrics")
         assert "pulse demo: sweep" in output.read_text() and "with 2 agents" in output.read_text()
         assert f"http://127.0.0.1:{ui_port}/?project=demo" in output.read_text()
     finally:
@@ -89,12 +90,38 @@ def test_stopping_pulse_demo_ends_its_runs_as_killed(tmp_path: Path) -> None:
     try:
         ended = runs(QueryClient(reopened.address), "demo")
         plain = [r for r in ended if not r["sweep_id"]]
-        assert sorted(r["state"] for r in plain) == ["killed", "killed"], ended
-        assert sorted(r["name"] for r in plain) == ["mlp-lr0.1-s1", "mlp-lr0.3-s0"]
+        assert sorted(r["state"] for r in plain) == ["killed", "killed", "killed"], ended
+        assert sorted(r["name"] for r in plain) == ["live-mlp", "mlp-lr0.1-s1", "mlp-lr0.3-s0"]
         trials = [r for r in ended if r["sweep_id"]]
         assert trials and {r["state"] for r in trials} <= {"killed", "finished"}, trials
     finally:
         reopened.stop()
+
+
+def test_the_live_run_logs_what_every_page_shows(ingest: Ingest, tmp_path: Path) -> None:
+    """Curves, images, histograms, an alert, system samples and (torch being installed here) watch()'s graph."""
+    project = f"live-{uuid.uuid4().hex[:8]}"
+    done = subprocess.run(
+        [sys.executable, "-m", "pulse.demo", "--live", "--live-steps", "420", "--sleep", "0",
+         "--server", ingest.address, "--project", project],
+        env=dict(os.environ, PULSE_DIR=str(tmp_path / "spool"), PULSE_SYSTEM_INTERVAL="0.2"), cwd=tmp_path,
+        capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    client = QueryClient(ingest.address)
+    [run] = runs(client, project)
+    assert (run["name"], run["state"]) == ("live-mlp", "finished")
+    counts = point_counts(client, project)
+    assert set(METRICS) | {"torch/loss"} <= set(counts) and counts["train/loss"] == 420
+
+    def count(table: str, extra: str = "") -> int:
+        sql = f"SELECT count() AS n FROM {table} WHERE project = {{p:String}} {extra}"
+        return client.query(sql, {"p": project}).column("n")[0].as_py()
+
+    assert count("media", "AND kind = 'image' AND key = 'decision_regions'") == 5  # steps 0, 100, ... 400
+    assert count("histograms", "AND key = 'hidden/activations'") == 5
+    assert count("histograms", "AND startsWith(key, 'gradients/')") > 0  # watch()
+    assert count("model_graphs") == 1 and count("system_metrics") > 0
+    assert count("alerts", "AND title = 'Spiral learned'") == 1
 
 
 @pytest.mark.parametrize("seed", [0, 1])

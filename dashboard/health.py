@@ -51,6 +51,16 @@ def gradient_flags(alerts: pd.DataFrame, summary: dict[str, Any], histogram_keys
     return sorted(found.values(), key=lambda f: (order.index(f.kind), f.step if f.step is not None else 0, f.param))
 
 
+def watch_ran(summary: dict[str, Any], histogram_keys: pd.DataFrame, metric_keys: list[str]) -> bool:
+    """Whether the run has anything `watch()` writes: a gradient-health summary, gradient norms or
+    histograms. Without, the absence of flags means nothing was checked, not that all is well."""
+    if isinstance(summary, dict) and isinstance(summary.get("gradient_health"), dict):
+        return True
+    if any(key.startswith(GRADIENT_PREFIX) for key in histogram_keys.get("key", [])):
+        return True
+    return any(key.startswith("grad_norm/") for key in metric_keys)
+
+
 def other_alerts(alerts: pd.DataFrame) -> pd.DataFrame:
     """The alerts that are not gradient-health flags (`emitter.alert(...)`)."""
     if alerts.empty:

@@ -6,10 +6,8 @@ needed), else from the first real forward pass, through forward hooks on the
 leaf modules linked by autograd's graph (tensor identity under `no_grad`).
 Edges name modules by their qualified names, plus "input" and "output".
 
-    {"name": "Net", "prefix": "", "dataflow": "torch.fx", "param_count": 1234,
-     "modules": [{"name": "fc1", "type": "Linear", "parent": "", "leaf": true,
-                  "params": {"weight": [16, 8], "bias": [16]}, "param_count": 144, "trainable": 144}],
-     "edges": [["input", "fc1"], ["fc1", "act"], ["act", "output"]]}
+The structure is `pulse.v1.Model` (proto/pulse/v1/graph.proto); the run stores every watched model
+in one `ModelGraphDoc`, encoded by pulse/graph_schema.py, the same code the dashboard decodes with.
 """
 
 from __future__ import annotations
@@ -17,26 +15,41 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-FORMAT = "pulse.model_graph/1"
+from pulse.graph_schema import FORMAT, Edge, Model, ModelGraphDoc, Module, Shape, as_dict
+
 MAX_AUTOGRAD_NODES = 10_000  # how far back one input is followed through autograd's graph
 
 
-def describe(model: Any, prefix: str = "") -> dict[str, Any]:
-    """The model's module tree, with dataflow from torch.fx when it traces (else `edges` is None)."""
+def describe(model: Any, prefix: str = "") -> Model:
+    """The model's module tree, with dataflow from torch.fx when it traces (else `dataflow` is "none")."""
     modules = []
     for name, module in model.named_modules():
         own = list(module.named_parameters(recurse=False))
-        modules.append({
-            "name": name, "type": type(module).__name__,
-            "parent": None if not name else name.rpartition(".")[0],
-            "leaf": next(module.children(), None) is None,
-            "params": {pname: list(p.shape) for pname, p in own},
-            "param_count": sum(p.numel() for _, p in own),
-            "trainable": sum(p.numel() for _, p in own if p.requires_grad),
-        })
+        modules.append(Module(
+            name=name, type=type(module).__name__, parent=name.rpartition(".")[0],
+            leaf=next(module.children(), None) is None,
+            params={pname: Shape(dims=list(p.shape)) for pname, p in own},
+            param_count=sum(p.numel() for _, p in own),
+            trainable=sum(p.numel() for _, p in own if p.requires_grad)))
+    described = Model(name=type(model).__name__, prefix=prefix, dataflow="none",
+                      param_count=sum(p.numel() for p in model.parameters()), modules=modules)
     edges = fx_edges(model)
-    return {"name": type(model).__name__, "prefix": prefix, "dataflow": "torch.fx" if edges is not None else "none",
-            "param_count": sum(p.numel() for p in model.parameters()), "modules": modules, "edges": edges}
+    return with_dataflow(described, edges, "torch.fx") if edges is not None else described
+
+
+def with_dataflow(model: Model, edges: list[list[str]], source: str) -> Model:
+    """A copy of `model` whose dataflow is `edges` (source, target pairs), found by `source`."""
+    traced = Model()
+    traced.CopyFrom(model)
+    traced.dataflow = source
+    del traced.edges[:]
+    traced.edges.extend(Edge(source=a, target=b) for a, b in edges)
+    return traced
+
+
+def document(models: list[Model]) -> dict[str, Any]:
+    """What a run sends as its model graph: every model it watched with log_graph=True."""
+    return as_dict(ModelGraphDoc(format=FORMAT, models=models))
 
 
 def fx_edges(model: Any) -> list[list[str]] | None:

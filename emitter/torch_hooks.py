@@ -28,7 +28,7 @@ import torch
 
 from pulse.v1 import telemetry_pb2 as pb
 
-from .graph import FORMAT, HookTracer, describe
+from .graph import HookTracer, describe, document, with_dataflow
 from .health import GradientHealth, HealthThresholds
 from .tensor_stats import BINS, HEAD, flatten, group_stats, small_limit, tensor_stats
 
@@ -182,7 +182,7 @@ class RunWatch:
         self.watchers: dict[int, Watcher] = {}
         self.models = 0
         self.health: GradientHealth | None = None
-        self.graphs: dict[str, dict] = {}
+        self.graphs: dict[str, Any] = {}  # prefix -> pulse.v1.Model
         self.errors = 0
         self._pass: Callable[[], PassBatch | None] = lambda: None
 
@@ -221,11 +221,11 @@ class RunWatch:
         if flags and run is not None:
             run.tracker.set_explicit({"gradient_health": self.health.summary()})
 
-    def add_graph(self, graph: dict) -> None:
-        self.graphs[graph["prefix"]] = graph
+    def add_graph(self, graph: Any) -> None:
+        self.graphs[graph.prefix] = graph
         run = self.run()
         if run is not None:
-            run._enqueue("graph", {"format": FORMAT, "models": list(self.graphs.values())})
+            run._enqueue("graph", document(list(self.graphs.values())))
 
 
 _runs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -266,11 +266,11 @@ def watch(run: Any, models: Any, criterion: Any = None, log: str | None = "gradi
         watcher = state.watchers[id(model)] = Watcher(state, model, prefix, kinds, log_freq)
         if log_graph:
             graph = describe(model, prefix)
-            if graph["edges"] is not None:
+            if graph.dataflow != "none":
                 state.add_graph(graph)
             else:
                 watcher.tracer = HookTracer(model, lambda edges, graph=graph: state.add_graph(
-                    {**graph, "dataflow": "forward hooks", "edges": edges}))
+                    with_dataflow(graph, edges, "forward hooks")))
 
 
 def unwatch(models: Any = None) -> None:

@@ -24,6 +24,7 @@ from test_dashboard_seed import (
 from conftest import free_port
 from dashboard.blobs import BlobUnavailable, read_blob
 from dashboard.data import DataError, RunFilter, RunSort, Source
+from pulse.graph_schema import decode as decode_graph
 
 
 @pytest.fixture(scope="module")
@@ -221,9 +222,12 @@ def test_histograms_graph_and_alerts_of_a_watched_run(store) -> None:
     rows = source.histograms(seeded.project, run, ["gradients/fc1.weight"], steps=20).to_pylist()
     assert 0 < len(rows) <= 20 and rows[-1]["step"] == 490
     assert all(len(r["edges"]) == len(r["counts"]) + 1 for r in rows)
-    graph = json.loads(source.model_graph(seeded.project, run))
-    assert graph["name"] == "Net" and graph["edges"][0] == ["input", "fc1"]
-    assert source.model_graph(seeded.project, seeded.runs["alpha"]) == ""
+    assert source.model_graph(seeded.project, run) == ""  # hand-made batches carry no graph
+    watched = seeded.ws_runs["watched-mlp"]
+    [model] = decode_graph(source.model_graph(seeded.workspace, watched)).models  # as watch() wrote it
+    assert model.name == "Sequential" and model.dataflow == "torch.fx"
+    assert [m.type for m in model.modules] == ["Sequential", "Linear", "ReLU", "Dropout", "Linear"]
+    assert (model.edges[0].source, model.edges[0].target) == ("input", "0")
     alerts = source.alerts(seeded.project, [run]).to_pylist()
     assert [a["title"] for a in alerts] == ["Accuracy target reached", "Gradient nonfinite: fc2.weight",
                                             "Gradient exploding: fc1.weight"]

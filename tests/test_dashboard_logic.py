@@ -3,13 +3,14 @@ parameter importance, gradient-health flags, the runs table and the sweep helper
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.graph import describe, to_dot
+from dashboard.graph import GraphFormatError, describe, parse, to_dot
 from dashboard.health import gradient_flags, other_alerts
 from dashboard.heatmap import rebin
 from dashboard.importance import forest_importance, importance, rank_correlation
@@ -25,6 +26,7 @@ from dashboard.sweep import (
     trials,
     varying,
 )
+from pulse.graph_schema import Edge, Model, Module, Shape
 
 
 def points(values: list[float], **extra) -> pd.DataFrame:
@@ -78,18 +80,40 @@ def test_rebin_keeps_every_count_and_clips_one_exploding_step() -> None:
 
 
 def test_graph_dot_nests_modules_and_escapes_names() -> None:
-    graph = {"name": "Net", "param_count": 10, "dataflow": "torch.fx",
-             "modules": [{"name": 'enc"oder', "type": "Seq", "parent": ""},
-                         {"name": 'enc"oder.fc\\1', "type": "Linear", "parent": 'enc"oder',
-                          "params": {"weight": [2, 3]},
-                          "param_count": 6}],
-             "edges": [["input", 'enc"oder.fc\\1'], ['enc"oder.fc\\1', "output"]]}
-    dot = to_dot(graph)
+    model = Model(name="Net", param_count=10, dataflow="torch.fx",
+                  modules=[Module(name='enc"oder', type="Seq"),
+                           Module(name='enc"oder.fc\\1', type="Linear", parent='enc"oder',
+                                  params={"weight": Shape(dims=[2, 3])}, param_count=6)],
+                  edges=[Edge(source="input", target='enc"oder.fc\\1'),
+                         Edge(source='enc"oder.fc\\1', target="output")])
+    dot = to_dot(model)
     assert 'label="enc\\"oder (Seq)"' in dot and "fc\\\\1\\nLinear\\nweight 2×3\\n6 params" in dot
     assert dot.count("->") == 2 and "subgraph cluster_" in dot
-    assert describe(graph) == "Net · 10 parameters · 2 modules · dataflow from torch.fx"
-    tree = to_dot({"name": "Net", "modules": graph["modules"], "edges": None})
+    assert describe(model) == "Net · 10 parameters · 2 modules · dataflow from torch.fx"
+    del model.edges[:]
+    tree = to_dot(model)
     assert "root ->" in tree and "subgraph" not in tree
+
+
+def test_a_graph_written_by_the_emitter_reads_back_through_the_same_schema() -> None:
+    """One contract: the text the emitter's encoder sends is what the dashboard parses (and a v1 row too)."""
+    torch = pytest.importorskip("torch")
+    from emitter.encode import _event
+    from emitter.graph import describe as describe_model
+    from emitter.graph import document
+
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 1))
+    text = _event("graph", document([describe_model(net)])).graph.graph_json
+    [model] = parse(text).models
+    assert [m.name for m in model.modules] == ["", "0", "1", "2"] and model.param_count == 19
+    assert [(e.source, e.target) for e in model.edges][0] == ("input", "0")
+    assert describe(model) == "Sequential · 19 parameters · 3 modules · dataflow from torch.fx"
+    legacy = json.dumps({"format": "pulse.model_graph/1", "models": [
+        {"name": "Old", "modules": [{"name": "fc", "type": "Linear", "parent": None, "params": {"weight": [2, 2]}}],
+         "edges": [["input", "fc"]]}]})
+    assert parse(legacy).models[0].modules[0].params["weight"].dims == [2, 2]
+    with pytest.raises(GraphFormatError, match="does not match"):
+        parse(json.dumps({"models": [{"modules": "nope"}]}))
 
 
 def test_importance_finds_the_parameter_that_matters_and_its_direction() -> None:

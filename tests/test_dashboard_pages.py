@@ -192,11 +192,21 @@ def test_model_page_puts_gradient_health_first(monkeypatch, seeded_stack) -> Non
     assert chart_titles[0] == "gradient L2 norm (log scale)"
     assert sorted(chart_titles[1:]) == ["fc1.bias", "fc2.bias", "⚠ fc1.weight", "⚠ fc2.weight"]
     assert at.multiselect(key="url:params").value == ["fc1.weight", "fc2.weight", "fc1.bias", "fc2.bias"]
-    [graph] = at.get("graphviz_chart")
-    assert "fc1" in graph.proto.spec and "block (Sequential)" in graph.proto.spec
+    assert not at.get("graphviz_chart") and any("log_graph=True" in i.value for i in at.info)
     at = app(monkeypatch, stack.address, "model", project=seeded.project, run=seeded.runs["alpha"])
-    assert "No gradient-health flags" in at.success[0].value
-    assert any("watch(model)" in i.value for i in at.info)
+    assert not at.success  # no green box for a run that never called watch(): nothing was checked
+    assert "No gradient data (watch() not called)" in at.info[0].value
+
+
+def test_model_page_draws_the_graph_watch_wrote(monkeypatch, seeded_stack) -> None:
+    """The graph of a real torch model, as `watch(model, log_graph=True)` stored it through the ingest."""
+    stack, seeded = seeded_stack
+    at = app(monkeypatch, stack.address, "model", project=seeded.workspace, run=seeded.ws_runs["watched-mlp"])
+    [graph] = at.get("graphviz_chart")
+    assert "Linear" in graph.proto.spec and "Dropout" in graph.proto.spec and "weight 16×8" in graph.proto.spec
+    assert "input" in graph.proto.spec and "->" in graph.proto.spec
+    assert any("Sequential · 195 parameters · 4 modules · dataflow from torch.fx" in c.value for c in at.caption)
+    assert "No gradient-health flags" in at.success[0].value  # watch() ran and found nothing wrong
 
 
 def test_media_page_shows_images_per_key_at_the_chosen_step(monkeypatch, seeded_stack) -> None:
@@ -294,7 +304,8 @@ PAGES = {
     "charts": (lambda s: {"project": s.project, "runs": f"{s.runs['alpha']},{s.runs['beta']}"},
                ["Train", "non-finite values"], 5),
     "system": (lambda s: {"project": s.project, "run": s.runs["model-run"]}, ["GPU utilisation (%)"], 9),
-    "model": (lambda s: {"project": s.project, "run": s.runs["model-run"]}, ["Gradient health", "fc2.weight"], 6),
+    "model": (lambda s: {"project": s.workspace, "run": s.ws_runs["watched-mlp"]}, ["Gradient health", "Dropout"],
+              6),
     "media": (lambda s: {"project": s.project, "run": s.runs["model-run"]}, ["samples"], 0),
     "sweeps": (lambda s: {"project": s.project}, ["Parallel coordinates", "Parameter importance"], 6),
     "sql": (lambda s: {}, ["Schema", "Quick chart"], 1),
@@ -311,7 +322,7 @@ def test_page_renders_in_chromium(browser, seeded_stack, tmp_path: Path, page: s
     assert report["charts"] >= charts, report["chart_breakdown"]
     assert not report.get("charts_pending")
     if page == "model":
-        assert report["chart_breakdown"]["graphviz"] == 1
+        assert report["chart_breakdown"]["graphviz"] == 1  # the graph watch() wrote
         assert [a for a in report["error_alerts"] if "NaN/Inf gradients" not in a] == []  # the flag is the error
 
 

@@ -1,9 +1,18 @@
 """Seeded data for the dashboard suites (no tests here): runs written through the real wire.
 
-Every record a dashboard page reads — scalars with spikes and NaN/Inf, system samples for two
-GPUs, gradient histograms, norms, health alerts, a model graph, images, sweep trials — is sent as
-`pulse.v1.Batch` messages over a real gRPC stream to a real ingest, as an emitter would, so the
-pages are tested on what the ingest actually stores; dashboard_stack.py serves it with `pulse up`.
+Two kinds of runs:
+
+- hand-made batches (`seed`): edge cases an emitter cannot be made to produce on demand — scalars
+  with spikes and NaN/Inf, system samples for two GPUs, NaN-poisoned gradient histograms and health
+  alerts, images, 18 sweep trials, hostile names — sent as `pulse.v1.Batch` messages over a real
+  gRPC stream to a real ingest;
+- runs the real emitter writes (`train_workspace`, `train_failing`, run as trainer subprocesses
+  against that ingest): what a user's W&B-style script stores — `watch(model, log_graph=True)` on
+  a real torch model (norms, histograms, the model graph), `define_metric`, a group of runs, a
+  20,000-key run, an in-process sweep, a run that raises — with its console output and metadata.
+  Nothing the emitter writes as a structure (graph, metadata, console lines) is ever hand-made here.
+
+dashboard_stack.py serves both with `pulse up`.
 """
 
 from __future__ import annotations
@@ -12,6 +21,7 @@ import io
 import json
 import math
 import random
+import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -30,21 +40,7 @@ HOSTILE_KEY = "we'ird\\key\"; DROP TABLE metrics; --"
 HOSTILE_TAG = "t'ag\\\"; --"
 HOSTILE_CONFIG_KEY = "c'fg\\\"key"
 PARAMS = ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias")
-GRAPH = {
-    "name": "Net", "prefix": "", "dataflow": "torch.fx", "param_count": 1_234,
-    "modules": [
-        {"name": "", "type": "Net", "parent": None, "leaf": False, "params": {}, "param_count": 0},
-        {"name": "fc1", "type": "Linear", "parent": "", "leaf": True, "params": {"weight": [32, 16], "bias": [32]},
-         "param_count": 544},
-        {"name": "block", "type": "Sequential", "parent": "", "leaf": False, "params": {}, "param_count": 0},
-        {"name": "block.act", "type": "ReLU", "parent": "block", "leaf": True, "params": {}, "param_count": 0},
-        {"name": "block.drop", "type": "Dropout", "parent": "block", "leaf": True, "params": {}, "param_count": 0},
-        {"name": "fc2", "type": "Linear", "parent": "", "leaf": True, "params": {"weight": [10, 32], "bias": [10]},
-         "param_count": 330},
-    ],
-    "edges": [["input", "fc1"], ["fc1", "block.act"], ["block.act", "block.drop"], ["block.drop", "fc2"],
-              ["fc2", "output"]],
-}
+
 
 
 @dataclass
@@ -57,6 +53,9 @@ class Seeded:
     sweep_id: str = ""
     sweep_trials: int = 0
     media_stored: bool = False
+    workspace: str = ""  # the project the real emitter wrote
+    ws_runs: dict[str, str] = field(default_factory=dict)  # name -> run_id, of the emitter-written runs
+    ws_sweep_id: str = ""
 
 
 # -- the wire ----------------------------------------------------------------------------------------
@@ -131,9 +130,13 @@ def seed(address: str, tag: str = "") -> Seeded:
     crashed = RunBatches(seeded.project, "gamma-crashed", now - HOUR_US // 2, config={"lr": 1.0})
     crashed.scalars({"Train/loss": [(s, 2.0 / (s + 1)) for s in range(100)]})
     everything = [*runs, *sweep, crashed]
-    # Each stream waits for its batches' commits (one flush each): send the runs side by side.
-    with ThreadPoolExecutor(len(everything)) as pool:
+    seeded.workspace = f"ws-{tag}"
+    # Each stream waits for its batches' commits (one flush each): send the runs side by side, while
+    # the trainer subprocesses write the workspace project.
+    with ThreadPoolExecutor(len(everything) + 1) as pool:
+        trainers = pool.submit(emitted, address, seeded.workspace, tempfile.mkdtemp(prefix="pulse-trainers-"))
         list(pool.map(lambda run: run.send(address, allow_rejected=("media",)), everything))
+        seeded.ws_runs, seeded.ws_sweep_id = trainers.result()
     for run in everything:
         seeded.runs[run.batches[0].events[0].start.name] = run.run_id
     return seeded
@@ -190,7 +193,6 @@ def _model_run(project: str, created_us: int) -> RunBatches:
                 b.histograms.append(pb.Histogram(key=f"{kind}/{param}", step=s, ts_us=created_us + s * 500_000,
                                                  count=sum(counts) + nonfinite, sum=0.0, min=edges[0], max=edges[-1],
                                                  nonfinite=nonfinite, bucket_edges=edges, bucket_counts=counts))
-    run.event(graph=pb.ModelGraph(graph_json=json.dumps(GRAPH)))
     run.event(alert=pb.Alert(ts_us=created_us + 300 * 500_000, level="WARN", title="Gradient exploding: fc1.weight",
                              text="gradient norm 41.2 at step 300 is 35.1x its running median 1.17 (threshold 20x)"))
     run.event(alert=pb.Alert(ts_us=created_us + 400 * 500_000, level="ERROR", title="Gradient nonfinite: fc2.weight",
@@ -283,3 +285,122 @@ def _sweep(project: str, created_us: int, trials: int = 18) -> list[RunBatches]:
             run.finish(summary={"val_loss": loss, "val_acc": 1 - loss / 2})
         runs.append(run)
     return runs
+
+
+# -- runs the real emitter writes --------------------------------------------------------------------------
+
+WIDE_KEYS = 20_000
+GROUP = "lr-scan"
+GROUP_LRS = (0.1, 0.03, 0.01)
+GROUP_SPIKE_STEP = 37  # one step of one run of the group: the band and the line must both keep it
+FAIL_MESSAGE = "loss diverged at step 7"
+WORKSPACE_SWEEP_TRIALS = 4
+
+
+def emitted(address: str, project: str, data_dir: str) -> tuple[dict[str, str], str]:
+    """Run both trainers (side by side) against `address`; (name -> run id, the sweep's id)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    env = {**os.environ, "PULSE_SERVER": address, "PULSE_PROJECT": project, "PULSE_DIR": data_dir,
+           "PULSE_FINISH_TIMEOUT": "60", "PULSE_SYSTEM_INTERVAL": "0.5", "PYTHONPATH": str(here.parent)}
+    env.pop("PULSE_MODE", None)
+    env.pop("PULSE_API_KEY", None)
+    procs = {name: subprocess.Popen([sys.executable, "-c", f"import test_dashboard_seed as s; s.{name}()"],
+                                    cwd=here, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for name in ("train_workspace", "train_failing")}
+    ids: dict[str, str] = {}
+    sweep_id = ""
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=300)
+        expected = 1 if name == "train_failing" else 0  # the failing trainer dies of its exception
+        assert proc.returncode == expected, f"{name} exited {proc.returncode}:\n{out[-3000:]}\n{err[-3000:]}"
+        report = json.loads(next(line for line in reversed(out.splitlines()) if line.startswith("{")))
+        ids.update(report["runs"])
+        sweep_id = report.get("sweep_id") or sweep_id
+    return ids, sweep_id
+
+
+def _report(runs: dict[str, str], **extra) -> None:
+    print(json.dumps({"runs": runs, **extra}), flush=True)
+
+
+def train_workspace() -> None:
+    """A user's W&B-style script: a watched torch model, a group of runs, a 20,000-key run, a sweep."""
+    import torch
+    from torch import nn
+
+    import emitter
+
+    runs: dict[str, str] = {}
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.1), nn.Linear(16, 3))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    run = emitter.init(name="watched-mlp", group="baselines", job_type="train", tags=["torch", "watched"],
+                       notes="A small MLP, watched.", config={"lr": 0.1, "batch_size": 32, "optimizer": "sgd",
+                                                             "model": {"hidden": 16, "dropout": 0.1}})
+    emitter.define_metric("epoch")
+    emitter.define_metric("val/*", step_metric="epoch")
+    emitter.define_metric("val/loss", step_metric="epoch", summary="min", goal="minimize")
+    emitter.watch(model, log="all", log_freq=10, log_graph=True)
+    for step in range(60):
+        x, y = torch.randn(32, 8), torch.randint(0, 3, (32,))
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        row = {"train/loss": loss.item(), "train/acc": float((model(x).argmax(1) == y).float().mean())}
+        if step % 20 == 19:
+            row |= {"epoch": step // 20, "val/loss": 1.2 - 0.1 * (step // 20), "val/acc": 0.4 + 0.1 * (step // 20),
+                    "predictions": emitter.Histogram(model(x).detach().flatten().numpy())}
+            print(f"epoch {step // 20}: val/loss {row['val/loss']:.3f}", flush=True)
+        emitter.log(row)
+    emitter.log({"test/accuracy": 0.71})  # one point: drawn as a point, not an empty line
+    runs[run.name] = run.id
+    emitter.finish()
+
+    for i, lr in enumerate(GROUP_LRS):
+        run = emitter.init(name=f"scan-lr{lr}", group=GROUP, job_type="train", config={"lr": lr, "seed": i})
+        for step in range(60):
+            loss = 2.0 * math.exp(-step * lr) + 0.01 * i
+            if i == 0 and step == GROUP_SPIKE_STEP:
+                loss = 50.0
+            emitter.log({"train/loss": loss, "val/loss": loss + 0.1})
+        runs[run.name] = run.id
+        emitter.finish()
+
+    run = emitter.init(name="wide-run", job_type="probe", config={"probes": WIDE_KEYS})
+    for step in range(2):
+        emitter.log({f"probe/{k:05d}": float(k + step) for k in range(WIDE_KEYS)} | {"train/loss": 1.0 / (step + 1)})
+    runs[run.name] = run.id
+    emitter.finish()
+
+    sweep_id = emitter.sweep({"name": "ws-grid", "method": "grid", "metric": {"name": "val_loss", "goal": "minimize"},
+                              "parameters": {"lr": {"values": [0.3, 0.1, 0.03, 0.01]}}})
+
+    def trial() -> None:
+        trial_run = emitter.init()
+        for step in range(5):
+            emitter.log({"val_loss": trial_run.config.lr * 10 / (step + 1)})
+
+    emitter.agent(sweep_id, function=trial, count=WORKSPACE_SWEEP_TRIALS)
+    _report(runs, sweep_id=sweep_id)
+
+
+def train_failing() -> None:
+    """A trainer whose loss diverges: it raises, uncaught, so the process dies and the run fails."""
+    import sys
+
+    import emitter
+
+    run = emitter.init(name="failing-run", job_type="train", tags=["unstable"], config={"lr": 10.0})
+    _report({run.name: run.id})
+    for step in range(10):
+        emitter.log({"train/loss": 2.0 ** step})
+        print(f"step {step}: loss {2.0 ** step:.1f}", flush=True)
+        if step == 7:
+            print("warning: the loss is exploding", file=sys.stderr, flush=True)
+            raise RuntimeError(FAIL_MESSAGE)

@@ -14,6 +14,7 @@ from torch import nn
 
 import emitter
 from emitter.tensor_stats import BINS, HEAD, counts_by_sorting, flatten, group_stats, small_limit, tensor_stats
+from pulse.graph_schema import decode as decode_graph
 
 
 def project() -> str:
@@ -73,14 +74,15 @@ def test_watch_logs_histograms_and_norms_every_log_freq_backwards_equal_to_torch
     assert all(not p._post_accumulate_grad_hooks for p in model.parameters())
 
     [graph_row] = emitter_env.query("SELECT graph FROM model_graphs WHERE run_id = {r:String}", r=run.id)
-    [graph] = json.loads(graph_row["graph"])["models"]
-    modules = {m["name"]: m for m in graph["modules"]}
+    [graph] = decode_graph(graph_row["graph"]).models  # the contract the dashboard reads it by
+    modules = {m.name: m for m in graph.modules}
     assert set(modules) == {name for name, _ in model.named_modules()}
-    assert modules["head"]["type"] == "Linear" and modules["head"]["params"] == {"weight": [3, 144], "bias": [3]}
-    assert modules["features.0"]["param_count"] == 4 * 9 + 4 and modules["features"]["parent"] == ""
-    assert graph["dataflow"] == "torch.fx"
-    assert graph["edges"] == [["input", "features.0"], ["features.0", "features.1"], ["features.1", "head"],
-                              ["head", "output"]]
+    assert modules["head"].type == "Linear"
+    assert {p: list(s.dims) for p, s in modules["head"].params.items()} == {"weight": [3, 144], "bias": [3]}
+    assert modules["features.0"].param_count == 4 * 9 + 4 and modules["features"].parent == ""
+    assert graph.dataflow == "torch.fx"
+    assert [(e.source, e.target) for e in graph.edges] == [("input", "features.0"), ("features.0", "features.1"),
+                                                           ("features.1", "head"), ("head", "output")]
 
 
 class Branchy(nn.Module):
@@ -106,10 +108,10 @@ def test_model_graph_of_an_untraceable_model_comes_from_the_first_forward_pass(e
         emitter.log({"x": 1})
     emitter.finish()
     [row] = emitter_env.query("SELECT graph FROM model_graphs WHERE run_id = {r:String}", r=run.id)
-    [graph] = json.loads(row["graph"])["models"]
-    assert graph["dataflow"] == "forward hooks"
-    assert sorted(map(tuple, graph["edges"])) == [("a", "b"), ("a", "c"), ("b", "c"), ("c", "output"),
-                                                  ("input", "a")]
+    [graph] = decode_graph(row["graph"]).models
+    assert graph.dataflow == "forward hooks"
+    assert sorted((e.source, e.target) for e in graph.edges) == [("a", "b"), ("a", "c"), ("b", "c"), ("c", "output"),
+                                                                 ("input", "a")]
     assert not model._forward_hooks and not model.a._forward_hooks  # the tracer removed itself
     assert emitter_env.scalar("SELECT count() FROM histograms WHERE run_id = {r:String}", r=run.id) == 0
 

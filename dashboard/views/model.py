@@ -7,8 +7,8 @@ import json
 import pandas as pd
 import streamlit as st
 
-from dashboard.graph import describe, parse, to_dot
-from dashboard.health import KINDS, gradient_flags, other_alerts
+from dashboard.graph import GraphFormatError, describe, parse, to_dot
+from dashboard.health import KINDS, gradient_flags, other_alerts, watch_ran
 from dashboard.heatmap import heatmap_chart, rebin
 from dashboard.lines import line_chart, prepare
 from dashboard.state import LIVE_S, any_running, md, project_picker, read, refresh_button, run_picker, to_url, url_key
@@ -46,20 +46,26 @@ def _model(project: str, run_id: str) -> None:
     histogram_keys = read("histogram_keys", project, run_id, live=True).to_pandas()
     alerts = read("alerts", project, (run_id,), live=True).to_pandas()
     flags = gradient_flags(alerts, summary, histogram_keys)
-    _health(flags, other_alerts(alerts))
+    watched = watch_ran(summary, histogram_keys, read("metric_keys", project, (run_id,), live=True))
+    _health(flags, other_alerts(alerts), watched)
     flagged = {f.param for f in flags}
     _norms(project, run_id, flagged)
     _heatmaps(project, run_id, histogram_keys, flagged)
     _graph(project, run_id)
 
 
-def _health(flags: list, alerts: pd.DataFrame) -> None:
+def _health(flags: list, alerts: pd.DataFrame, watched: bool) -> None:
     st.subheader("Gradient health", anchor=False)
-    counts = st.columns(len(KINDS))
-    for column, (kind, label) in zip(counts, KINDS.items()):
-        n = sum(1 for f in flags if f.kind == kind)
-        column.metric(label, f"{n} parameter{'s' if n != 1 else ''}" if n else "none")
-    if not flags:
+    if not flags and not watched:
+        # Nothing was checked, so nothing may look reassuring.
+        st.info("No gradient data (watch() not called): `emitter.watch(model)` logs gradient norms and "
+                "histograms and flags NaN/Inf, exploding and vanishing gradients.", icon=":material/info:")
+    else:
+        counts = st.columns(len(KINDS))
+        for column, (kind, label) in zip(counts, KINDS.items()):
+            n = sum(1 for f in flags if f.kind == kind)
+            column.metric(label, f"{n} parameter{'s' if n != 1 else ''}" if n else "none")
+    if not flags and watched:
         st.success("No gradient-health flags: no NaN/Inf, exploding or vanishing gradients were detected.",
                    icon=":material/check_circle:")
     for flag in flags:
@@ -133,15 +139,23 @@ def _heatmaps(project: str, run_id: str, histogram_keys: pd.DataFrame, flagged: 
 def _graph(project: str, run_id: str) -> None:
     st.subheader("Model graph", anchor=False)
     text = read("model_graph", project, run_id)
-    graph = parse(text) if text else None
-    if graph is None:
-        st.info("No model graph: `emitter.watch(model, log_graph=True)` stores it." if not text
-                else "The stored model graph is not valid JSON.")
+    if not text:
+        st.info("No model graph: `emitter.watch(model, log_graph=True)` stores it.")
         return
-    st.caption(describe(graph))
-    st.graphviz_chart(to_dot(graph))
+    try:
+        doc = parse(text)
+    except GraphFormatError as exc:
+        st.warning(str(exc))
+        return
+    if not doc.models:
+        st.info("The stored model graph lists no models.")
+    for model in doc.models:
+        if len(doc.models) > 1:
+            st.markdown(f"**{md(model.prefix or 'model')}**")
+        st.caption(describe(model))
+        st.graphviz_chart(to_dot(model))
     with st.expander("Graph JSON"):
-        st.json(graph, expanded=False)
+        st.json(text, expanded=False)
 
 
 def _json(text: str) -> dict:

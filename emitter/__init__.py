@@ -21,7 +21,7 @@ from typing import Any
 
 from .checks import check_init
 from .config import Config
-from .media import Histogram, Image
+from .media import Audio, Histogram, Html, Image, Object3D, Plotly, Table, Video, plot  # noqa: F401
 from .run import Run, end_run_on_sigterm, install_process_hooks, sweep_environment, sweep_project
 from .settings import Settings
 from .summary import Summary

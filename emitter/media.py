@@ -1,4 +1,5 @@
-"""What `log()` takes besides scalars: `Image` and `Histogram`.
+"""What `log()` takes besides scalars: media (`Image` here; `Audio`, `Video`, `Html`, `Object3D`,
+`Table`, `plot.*` in the `media_*` modules) and `Histogram`.
 
 Example:
     emitter.log({"samples": [emitter.Image(x, caption="epoch 3")],
@@ -8,7 +9,8 @@ Example:
 protobuf happen on the sender thread. Constructing an `Image` copies the
 pixels (the training loop may reuse its buffers) but encodes nothing, except
 for a matplotlib figure, which must be rendered on the thread that owns it.
-numpy, torch and PIL are imported only when an object needs them.
+numpy, torch and PIL are imported only when an object needs them. Kinds, mimes
+and the documents of tables and plots are defined once, in pulse/media_schema.py.
 """
 
 from __future__ import annotations
@@ -16,21 +18,21 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import struct
 import threading
-import zlib
 from typing import Any
 
+from pulse.media_schema import MAX_MEDIA_BYTES, media_problem, media_ref, mime_for_path
 from pulse.v1 import telemetry_pb2 as pb
 
 from .values import is_tensor
 
-MAX_MEDIA_BYTES = 25_000_000
 MAX_BINS = 512
 # A queued media item weighs this many bytes per "value" in the sender's batch budget, so
 # the media of one batch stay under about 4 MB plus one item, within the ingest's 32 MB limit.
 BYTES_PER_VALUE = 200
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+__all__ = ["MAX_MEDIA_BYTES", "Audio", "File", "Histogram", "Html", "Image", "Logged", "Media", "Object3D", "Plotly",
+           "Table", "Video", "plot", "split_media"]
 
 
 class Media:
@@ -38,20 +40,99 @@ class Media:
 
     weight = 1  # in the batcher's "values"
 
+    def _logged(self) -> Media:
+        """What `log()` queues: the object itself, or a frozen copy of one the caller may change (Table)."""
+        return self
+
+    def _records(self, key: str, step: int, ts_us: int, index: int) -> list[Logged]:
+        """The queued records of this value: itself; a table's cells first, then the table."""
+        return [Logged(key, step, ts_us, self, index)]
+
     def _write(self, batch: pb.Batch, key: str, step: int, ts_us: int, index: int) -> None:
         raise NotImplementedError
 
 
-class Image(Media):
+class File(Media):
+    """A medium stored as one blob: its bytes, `kind` and `mime` (pulse/media_schema.py)."""
+
+    kind = ""
+    mime = ""
+    caption = ""
+    width = 0
+    height = 0
+
+    def _bytes(self) -> bytes:
+        raise NotImplementedError
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self._bytes()).hexdigest()
+
+    def _ref(self) -> dict:
+        """This medium as a table cell references it."""
+        data = self._bytes()
+        if len(data) > MAX_MEDIA_BYTES:
+            raise ValueError(f"a {self.kind} of {len(data):,} bytes; the limit is {MAX_MEDIA_BYTES:,}")
+        return media_ref(self.kind, self.sha256, self.mime, self.width, self.height, self.caption)
+
+    def _write(self, batch: pb.Batch, key: str, step: int, ts_us: int, index: int) -> None:
+        if problem := media_problem(self.kind, self.mime, b""):  # the bytes are ours; their kind and mime
+            raise ValueError(problem)
+        data = self._bytes()
+        if len(data) > MAX_MEDIA_BYTES:
+            raise ValueError(f"{self.kind} {index} is {len(data):,} bytes as {self.mime}; "
+                             f"the limit is {MAX_MEDIA_BYTES:,}")
+        batch.media.append(pb.Media(key=key, step=step, index=index, kind=self.kind, sha256=self.sha256,
+                                    mime=self.mime, width=self.width, height=self.height,
+                                    caption=self.caption, data=data))
+
+
+class Encoded(File):
+    """A medium encoded when it is made (audio, video, HTML, 3D): its bytes are ready, their size known."""
+
+    def _set(self, data: bytes, mime: str, what: str) -> None:
+        if len(data) > MAX_MEDIA_BYTES:
+            raise ValueError(f"{what} is {len(data):,} bytes as {mime}; the limit is {MAX_MEDIA_BYTES:,} per medium")
+        self._data, self.mime = data, mime
+        self._sha256 = hashlib.sha256(data).hexdigest()
+        self.weight = 1 + len(data) // BYTES_PER_VALUE
+
+    def _bytes(self) -> bytes:
+        return self._data
+
+    @property
+    def sha256(self) -> str:
+        return self._sha256
+
+
+def read_file(path: str | os.PathLike) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def read_media_file(path: str, kind: str) -> tuple[bytes, str]:
+    """(bytes, mime) of a media file, refused by its name or size before it is read."""
+    mime = mime_for_path(path, kind)
+    size = os.path.getsize(path)
+    if size > MAX_MEDIA_BYTES:
+        raise ValueError(f"{kind} file {path} is {size:,} bytes as {mime}; the limit is {MAX_MEDIA_BYTES:,} per medium")
+    return read_file(path), mime
+
+
+class Image(File):
     """An image, stored as PNG: from a numpy array (HxW, HxWxC or CxHxW; uint8, or float in [0, 1]),
     a torch tensor (CxHxW or HxW), a PIL image, a matplotlib figure, or a file path.
 
     Floats are scaled as W&B does (negative data is first min-max normalised into [0, 1]; data whose
     maximum is at most 1 is multiplied by 255), then rounded; integers are clipped to 0..255.
+    Pillow encodes the PNG (a required dependency of the emitter: small, wheels everywhere).
 
     Example:
         emitter.log({"input": emitter.Image(batch[0], caption="first sample")})
     """
+
+    kind = "image"
+    mime = "image/png"
 
     def __init__(self, data_or_path: Any, mode: str | None = None, caption: str | None = None,
                  **_ignored: Any) -> None:
@@ -80,6 +161,8 @@ class Image(Media):
                 self._pixels = None
             return self._png
 
+    _bytes = png
+
     @property
     def sha256(self) -> str:
         self.png()
@@ -92,8 +175,7 @@ class Image(Media):
         self.weight = 1 + len(data) // BYTES_PER_VALUE
 
     def _from_file(self, path: str, mode: str | None) -> None:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = read_file(path)
         if data.startswith(PNG_SIGNATURE) and mode is None:
             self._set_png(data)
             return
@@ -101,14 +183,6 @@ class Image(Media):
 
         with PILImage.open(io.BytesIO(data)) as img:
             self._pixels = _pil_pixels(img, mode)
-
-    def _write(self, batch: pb.Batch, key: str, step: int, ts_us: int, index: int) -> None:
-        data = self.png()
-        if len(data) > MAX_MEDIA_BYTES:
-            raise ValueError(f"image {index} is {len(data):,} bytes as PNG; the limit is {MAX_MEDIA_BYTES:,}")
-        batch.media.append(pb.Media(key=key, step=step, index=index, kind="image", sha256=self._sha256,
-                                    mime="image/png", width=self.width, height=self.height,
-                                    caption=self.caption, data=data))
 
     def __repr__(self) -> str:
         return f"<Image {self.width}x{self.height}{' ' + repr(self.caption) if self.caption else ''}>"
@@ -179,16 +253,37 @@ class Logged:
 
 
 def split_media(values: dict, step: int, ts_us: int) -> list[Logged]:
-    """Take media values (and lists of images) out of `values`, in place; return them as records."""
-    found = []
+    """Take media values (and lists of media) out of `values`, in place; return them as records.
+
+    A matplotlib figure is logged as an `Image` and a Plotly figure as `Plotly`, as W&B does.
+    """
+    found, keys = [], []
     for key, value in values.items():
-        if isinstance(value, Media) and isinstance(key, str):
-            found.append(Logged(key, step, ts_us, value))
-        elif type(value) in (list, tuple) and value and all(isinstance(v, Image) for v in value):
-            found.extend(Logged(key, step, ts_us, v, i) for i, v in enumerate(value))
-    for item in found:
-        values.pop(item.key, None)
+        if not isinstance(key, str):
+            continue
+        value = as_media(value)
+        if isinstance(value, Media):
+            found += value._logged()._records(key, step, ts_us, 0)
+        elif type(value) in (list, tuple) and value and all(isinstance(v, File) for v in value):
+            found += [Logged(key, step, ts_us, v, i) for i, v in enumerate(value)]
+        else:
+            continue
+        keys.append(key)
+    for key in keys:
+        del values[key]
     return found
+
+
+def as_media(value: Any) -> Any:
+    """`value`, or the medium W&B logs for it: an Image of a matplotlib figure, Plotly of a plotly figure."""
+    module = getattr(type(value), "__module__", "") or ""
+    if module.startswith("matplotlib.figure") or getattr(value, "__name__", "") == "matplotlib.pyplot":
+        return Image(value)
+    if module.startswith("plotly.") and hasattr(value, "to_plotly_json"):
+        from .media_html import Plotly
+
+        return Plotly(value)
+    return value
 
 
 # -- pixels ----------------------------------------------------------------------
@@ -263,27 +358,28 @@ def _render_figure(figure: Any) -> bytes:
 
 
 def encode_png(pixels) -> bytes:
-    """uint8 HxW (gray), HxWx3 (RGB) or HxWx4 (RGBA) -> PNG, with the Sub filter on every row."""
-    import numpy as np
+    """uint8 HxW (gray), HxWx3 (RGB) or HxWx4 (RGBA) -> PNG, by Pillow (zlib level 6, adaptive filters)."""
+    from PIL import Image as PILImage
 
-    height, width = pixels.shape[:2]
-    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
-    rows = np.ascontiguousarray(pixels).reshape(height, width * channels)
-    filtered = np.empty((height, width * channels + 1), np.uint8)
-    filtered[:, 0] = 1  # filter type Sub: each byte minus the byte one pixel to its left, mod 256
-    filtered[:, 1:channels + 1] = rows[:, :channels]
-    np.subtract(rows[:, channels:], rows[:, :-channels], out=filtered[:, channels + 1:])
-    header = struct.pack(">IIBBBBB", width, height, 8, {1: 0, 3: 2, 4: 6}[channels], 0, 0, 0)
-    return (PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(filtered.tobytes(), 6))
-            + _chunk(b"IEND", b""))
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    buffer = io.BytesIO()
+    PILImage.fromarray(pixels).save(buffer, format="PNG", compress_level=6)
+    return buffer.getvalue()
 
 
 def png_size(data: bytes) -> tuple[int, int]:
-    """(width, height) from a PNG's header."""
-    if not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":
+    """(width, height) of a PNG, from its header (Pillow reads no pixels for this)."""
+    from PIL import Image as PILImage
+
+    if not data.startswith(PNG_SIGNATURE):
         raise ValueError("not a PNG file")
-    return struct.unpack(">II", data[16:24])
+    with PILImage.open(io.BytesIO(data)) as img:
+        return img.size
+
+
+# The other media, re-exported here so `emitter` imports them all from one place; they need the
+# classes above first.
+from . import plot  # noqa: E402  (wandb.plot.*)
+from .media_3d import Object3D  # noqa: E402
+from .media_av import Audio, Video  # noqa: E402
+from .media_html import Html, Plotly  # noqa: E402
+from .media_table import Table  # noqa: E402

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from pulse.limits import MAX_KEY_BYTES, json_size_problem, name_problem, notes_problem, tags_problem
+from pulse.media_schema import KINDS, MAX_MEDIA_BYTES, media_problem
 from pulse.v1 import telemetry_pb2 as pb
 
 from .blobs import BlobStore
@@ -26,7 +27,6 @@ from .blobs import BlobStore
 # Names, keys, tags, notes and JSON documents follow pulse/limits.py, the rules the emitter checks at
 # the call too; these limits are the server's alone.
 MAX_BUCKETS = 10_000
-MAX_MEDIA_BYTES = 25_000_000
 MAX_CAPTION_BYTES = 64 << 10
 SHA256 = re.compile(r"[0-9a-f]{64}")
 # DateTime64(6) holds 1900..2299; anything outside is a broken clock or garbage.
@@ -281,7 +281,11 @@ def _media_problem(m: pb.Media) -> str | None:
         return problem
     if len(m.caption.encode("utf-8", "surrogatepass")) > MAX_CAPTION_BYTES:
         return f"caption is longer than {MAX_CAPTION_BYTES} bytes"
-    return None
+    # Kinds and mimes from the one list the emitter and the dashboard use; a uri alone may leave the
+    # mime unsaid. Tables, plots and point clouds sent inline are parsed and checked: the dashboard reads them.
+    if m.data or m.mime:
+        return media_problem(m.kind, m.mime, m.data)
+    return None if m.kind in KINDS else f"kind {m.kind!r} is not one of {', '.join(KINDS)}"
 
 
 def _media(batch: pb.Batch, out: Decoded, blobs: BlobStore | None) -> pa.Table:

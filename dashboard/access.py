@@ -1,12 +1,9 @@
 """Who a dashboard session reads as: whether the ingest wants API keys, and what a key may do.
 
-The ingest answers `CheckAccess` with UNAUTHENTICATED for a missing or wrong key and
-PERMISSION_DENIED for a key that may not do the thing asked, so a key's scope is learnt by asking:
-
-- `CheckAccess(project="")` without a key: allowed only when the ingest runs without auth;
-- with the key: allowed for an all-projects key, PERMISSION_DENIED for a project-scoped one, whose
-  project is then the one project its reads see (the Query RPC filters every table to it);
-- `CheckAccess(project, write=True)`: whether the key may write that project.
+The ingest answers `CheckAccess(project="")` with the key's own scope (its project, read-only,
+admin), UNAUTHENTICATED for a missing or wrong key; without a key the call is allowed only when
+the ingest runs without auth. A project's key reads that project alone (the Query RPC filters every
+table to it), so its project is the one the dashboard offers.
 
 Example:
     if auth_required("127.0.0.1:50051"):
@@ -16,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
@@ -34,30 +30,31 @@ class LoginError(RuntimeError):
 
 @dataclass(frozen=True)
 class Access:
-    """What the session's key may do. `project` is "" for a key of every project; for a scoped key it
-    is its project, or None while that project has no runs to tell it by (and then `read_only` is
-    None too: unknown, so nothing may be edited)."""
+    """What the session's key may do, as the ingest says: `project` is "" for a key of every project."""
 
     key_id: str
-    scoped: bool
-    project: str | None
-    read_only: bool | None
+    project: str
+    read_only: bool
+    admin: bool = False
+
+    @property
+    def scoped(self) -> bool:
+        return bool(self.project)
 
     @property
     def may_write(self) -> bool:
-        return self.read_only is False
+        return not self.read_only
 
     def describe(self) -> str:
-        scope = ("all projects" if not self.scoped else
-                 f"project {self.project!r}" if self.project else "one project (no runs yet)")
-        rights = {True: "read-only", False: "read-write", None: "rights unknown"}[self.read_only]
-        return f"key {self.key_id} · {scope} · {rights}"
+        scope = f"project {self.project!r}" if self.scoped else "all projects"
+        rights = "read-only" if self.read_only else "read-write"
+        return f"key {self.key_id} · {scope} · {rights}" + (" · admin" if self.admin else "")
 
 
 def auth_required(server: str) -> bool:
     """Whether the ingest at `server` wants an API key; LoginError when it cannot be asked."""
     try:
-        reply = _check(server, "", project="")
+        reply = _check(server, "")
     except grpc.RpcError as exc:
         if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
             return True
@@ -65,48 +62,25 @@ def auth_required(server: str) -> bool:
     return reply.auth_required
 
 
-def check_key(server: str, key: str, projects: Callable[[], list[str]] | None = None) -> Access:
-    """The scope and rights of `key`; LoginError saying why when the ingest refuses it.
-
-    `projects` lists the projects the key reads (the dashboard's `Source.projects` with that key);
-    it names a scoped key's project.
-    """
+def check_key(server: str, key: str) -> Access:
+    """The scope and rights of `key`; LoginError saying why when the ingest refuses it."""
     key = key.strip()
     if not key:
         raise LoginError("Enter an API key.")
     try:
-        reply = _check(server, key, project="")
-        scoped, key_id = False, reply.key_id
+        reply = _check(server, key)
     except grpc.RpcError as exc:
         if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
             raise LoginError(f"This key was not accepted: {exc.details()}") from None
-        if exc.code() != grpc.StatusCode.PERMISSION_DENIED:
-            raise LoginError(_unreachable(server, exc)) from None
-        scoped, key_id = True, key_id_of(key)
-    project: str | None = ""
-    if scoped:
-        seen = projects() if projects is not None else []
-        project = seen[0] if len(seen) == 1 else None
-    read_only = None if project is None else not _may_write(server, key, project)
-    return Access(key_id=key_id, scoped=scoped, project=project, read_only=read_only)
-
-
-def _may_write(server: str, key: str, project: str) -> bool:
-    try:
-        _check(server, key, project=project, write=True)
-    except grpc.RpcError as exc:
-        if exc.code() == grpc.StatusCode.PERMISSION_DENIED:
-            return False
         raise LoginError(_unreachable(server, exc)) from None
-    return True
+    return Access(key_id=reply.key_id, project=reply.project, read_only=reply.read_only, admin=reply.admin)
 
 
-def _check(server: str, key: str, project: str, write: bool = False) -> pb.AccessReply:
+def _check(server: str, key: str) -> pb.AccessReply:
     with open_channel(server) as channel:
         rpc = channel.unary_unary(ACCESS_METHOD, request_serializer=pb.AccessRequest.SerializeToString,
                                   response_deserializer=pb.AccessReply.FromString)
-        return rpc(pb.AccessRequest(project=project, write=write), timeout=TIMEOUT_S,
-                   metadata=auth_metadata(key))
+        return rpc(pb.AccessRequest(project=""), timeout=TIMEOUT_S, metadata=auth_metadata(key))
 
 
 def key_id_of(key: str) -> str:

@@ -36,8 +36,6 @@ def gate() -> bool:
     if granted is None:
         _form(server)
         return False
-    if granted.scoped and granted.project is None:  # its project may have its first run by now
-        granted = _recheck(server, granted)
     _who(granted)
     return True
 
@@ -57,22 +55,13 @@ def _form(server: str) -> None:
     key = key.strip()
     reader = Source(server=server, api_key=key)
     try:
-        granted = check_key(server, key, projects=reader.projects)
+        granted = check_key(server, key)
     except (LoginError, DataError) as exc:
         reader.close()
         st.error(str(exc), icon=":material/key_off:")
         return
     state.sign_in(key, granted, reader)
     st.rerun()  # the page the link named, now with the key
-
-
-def _recheck(server: str, granted: Access) -> Access:
-    try:
-        fresh = check_key(server, state.session_key(), projects=state.source().projects)
-    except (LoginError, DataError):
-        return granted  # the pages' own reads say what is wrong
-    st.session_state[state.SESSION_ACCESS] = fresh
-    return fresh
 
 
 def _who(granted: Access) -> None:

@@ -277,11 +277,13 @@ class TelemetryService:
         principal = self._principal(context)
         if request.write and (problem := principal.write_problem(request.project)):
             context.abort(grpc.StatusCode.PERMISSION_DENIED, problem)
-        if not request.write and principal.project and principal.project != request.project:
+        # project "" asks what the key itself may do: any valid key is told its own scope, nothing more
+        if not request.write and request.project and principal.project and principal.project != request.project:
             context.abort(grpc.StatusCode.PERMISSION_DENIED,
                           f"key {principal.key_id} is for project {principal.project!r}, not {request.project!r}")
         reply = pb.AccessReply(auth_required=self._keys.enabled, key_id=principal.key_id,
-                               max_batch_bytes=MAX_BATCH_BYTES)
+                               max_batch_bytes=MAX_BATCH_BYTES, project=principal.project,
+                               read_only=principal.read_only, admin=principal.admin)
         if request.run_id and (owner := self.owners.live((request.project, request.run_id))):
             reply.run_live_owner.CopyFrom(pb.RunOwner(stream_id=owner.stream_id, host=owner.host,
                                                       since_us=owner.since_us))

@@ -274,20 +274,26 @@ class AccessRequest(_message.Message):
     def __init__(self, project: _Optional[str] = ..., write: _Optional[bool] = ..., run_id: _Optional[str] = ...) -> None: ...
 
 class AccessReply(_message.Message):
-    __slots__ = ("auth_required", "key_id", "run_exists", "next_step", "max_batch_bytes", "run_live_owner")
+    __slots__ = ("auth_required", "key_id", "run_exists", "next_step", "max_batch_bytes", "run_live_owner", "project", "read_only", "admin")
     AUTH_REQUIRED_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     RUN_EXISTS_FIELD_NUMBER: _ClassVar[int]
     NEXT_STEP_FIELD_NUMBER: _ClassVar[int]
     MAX_BATCH_BYTES_FIELD_NUMBER: _ClassVar[int]
     RUN_LIVE_OWNER_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    READ_ONLY_FIELD_NUMBER: _ClassVar[int]
+    ADMIN_FIELD_NUMBER: _ClassVar[int]
     auth_required: bool
     key_id: str
     run_exists: bool
     next_step: int
     max_batch_bytes: int
     run_live_owner: RunOwner
-    def __init__(self, auth_required: _Optional[bool] = ..., key_id: _Optional[str] = ..., run_exists: _Optional[bool] = ..., next_step: _Optional[int] = ..., max_batch_bytes: _Optional[int] = ..., run_live_owner: _Optional[_Union[RunOwner, _Mapping]] = ...) -> None: ...
+    project: str
+    read_only: bool
+    admin: bool
+    def __init__(self, auth_required: _Optional[bool] = ..., key_id: _Optional[str] = ..., run_exists: _Optional[bool] = ..., next_step: _Optional[int] = ..., max_batch_bytes: _Optional[int] = ..., run_live_owner: _Optional[_Union[RunOwner, _Mapping]] = ..., project: _Optional[str] = ..., read_only: _Optional[bool] = ..., admin: _Optional[bool] = ...) -> None: ...
 
 class RunOwner(_message.Message):
     __slots__ = ("stream_id", "host", "since_us")

@@ -15,7 +15,7 @@ import urllib.parse
 import weakref
 from typing import Any
 
-from pulse.limits import MAX_STEP, batch_budget
+from pulse.limits import MAX_STEP, batch_budget, key_problem, step_problem
 
 from .batcher import Batcher
 from .checks import KeyCheck, Refusals, as_step, check_config, check_init
@@ -24,6 +24,7 @@ from .config import Config
 from .encode import Encoder, config_json
 from .media import split_media
 from .rejected import rejected_dir
+from .run_artifacts import finish_artifacts
 from .settings import Settings
 from .spool import Spool
 from .summary import MetricDefinition, Summary, SummaryTracker
@@ -145,6 +146,9 @@ class Run:
         if step is None:
             step = self._step
             advance = commit is not False
+            if step > MAX_STEP:  # the run logged at int64's last step, then advanced past it
+                self.refusals.call("bad step", step_problem(step), data)
+                return
         else:
             if type(step) is not int or not 0 <= step <= MAX_STEP:
                 step = as_step(step)
@@ -182,6 +186,8 @@ class Run:
         Example:
             run.define_metric("val/loss", summary="min", goal="minimize")
         """
+        if problem := key_problem(name):
+            raise ValueError(f"define_metric(): {problem}")
         goal = {"min": "minimize", "max": "maximize"}.get(goal or "", goal or "")
         definition = MetricDefinition(name, step_metric or "", summary or "", goal, hidden)
         self.tracker.define(definition)
@@ -196,6 +202,29 @@ class Run:
             raise ValueError(f"level must be INFO, WARN or ERROR, not {level!r}")
         self._enqueue("alert", {"ts_us": time.time_ns() // 1000, "level": level, "title": title,
                                 "text": text})
+
+    def log_artifact(self, artifact_or_path: Any, name: str | None = None, type: str | None = None,
+                     aliases: list[str] | None = None, tags: list[str] | None = None) -> Any:
+        """Log an `emitter.Artifact` (or a file or directory path) as this run's output; uploads in the background.
+
+        Example: `run.log_artifact(artifact, aliases=["best"])`; `artifact.wait().version` is then "v0", "v1", ...
+        """
+        from .run_artifacts import log_artifact
+
+        return log_artifact(self, artifact_or_path, name=name, type=type, aliases=aliases, tags=tags)
+
+    def use_artifact(self, artifact_or_name: Any, type: str | None = None, aliases: list[str] | None = None,
+                     use_as: str | None = None) -> Any:
+        """An artifact version ("name:latest", "name:v3", "project/name:best") recorded as this run's input."""
+        from .run_artifacts import use_artifact
+
+        return use_artifact(self, artifact_or_name, type=type, aliases=aliases, use_as=use_as)
+
+    def save(self, glob_str: Any, base_path: Any = None, policy: str = "live") -> list[str]:
+        """Store files matching `glob_str` with the run (W&B's `wandb.save`; policy "live", "now" or "end")."""
+        from .run_artifacts import save
+
+        return save(self, glob_str, base_path=base_path, policy=policy)
 
     def finish(self, exit_code: int | None = None, quiet: bool = False) -> None:
         """End the run: flush, wait for the server's acks (up to the finish timeout), close.
@@ -221,6 +250,7 @@ class Run:
                                        "ts_us": time.time_ns() // 1000}))
         batcher.stop(_left(deadline))
         delivered = self.transport.close(_left(deadline)) if self.transport else False
+        finish_artifacts(self, _left(deadline))
         self.spool.close(remove_if_empty=True)
         _live_runs.discard(self)
         self._report(delivered, quiet)
@@ -279,7 +309,8 @@ class Run:
                 "batches": b.batches if b else 0, "sender_errors": b.errors if b else 0,
                 "overflowed": b.overflowed if b else 0, "dropped_points": b.dropped_points if b else 0,
                 "dropped_records": b.dropped_records if b else 0,
-                "dropped": dict(self.refusals.points), "refused_calls": dict(self.refusals.calls),
+                "dropped": {reason: n for reason, n in self.refusals.points.items() if n},
+                "refused_calls": dict(self.refusals.calls),
                 "rejected_keys": dict(self.refusals.keys),
                 "points_written": b.points_written if b else 0,
                 "refused_batches": len(t.refused_batches) if t else 0,

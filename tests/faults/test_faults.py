@@ -140,19 +140,20 @@ def test_killed_trainer_leaves_its_unacknowledged_points_on_disk_for_pulse_sync(
 
 def test_full_spool_drops_points_loudly_keeps_the_run_and_never_blocks(fresh_ingest, tmp_path):
     project = f"spoolfull-{uuid.uuid4().hex[:6]}"
+    # System samples every 50 ms land in dropped batches too: they are counted apart, not as metric points.
     env = {"PULSE_SERVER": fresh_ingest.address, "PULSE_DIR": str(tmp_path / "pulse"), "PULSE_SPOOL_MAX_MB": "1",
-           "PULSE_FINISH_TIMEOUT": "2"}
+           "PULSE_FINISH_TIMEOUT": "2", "PULSE_SYSTEM_INTERVAL": "0.05"}
     done = run_script(f"""
         import emitter
         run = emitter.init(project={project!r})
         for step in range(100_000):   # about 20 MB of batches; the server is down, the spool holds 1 MB
             emitter.log({{f"k{{j}}": step * 10 + j for j in range(10)}})
         emitter.finish()
-        print("RUN", run.id, run.stats()["dropped_points"])
+        print("RUN", run.id, run.stats()["dropped_points"], run.stats()["dropped_records"])
     """, env)
     assert done.returncode == 0, done.stderr
-    run_id, dropped = done.stdout.split("RUN ")[1].split()
-    assert int(dropped) > 0
+    run_id, dropped, dropped_records = done.stdout.split("RUN ")[1].split()
+    assert int(dropped) > 0 and int(dropped_records) > 0
     assert "DROPPING metric points" in done.stderr and "PULSE_SPOOL_MAX_MB" in done.stderr
     assert "DROPPED because the spool was full" in done.stderr
     fresh_ingest.start()

@@ -207,9 +207,9 @@ class FunctionAgent:
             state, code, error = "finished", 0, ""
         if state != "killed":
             self.give_up.ended(state == "failed")
-        ack = self.client.report(self.sweep_id, trial.run_id, self.agent_id, state, code, error)
-        value = f", objective {ack.objective:g}" if ack.has_objective else ""
-        _say(f"trial {trial.seq} (run {trial.run_id}) ended {ack.run_state}{value}" + (f": {error}" if error else ""))
+        from pulse.agent import report_trial
+
+        _say(report_trial(self.client, self.agent_id, trial, state, code, error))
 
     def _heartbeats(self) -> None:
         from pulse.sweep_client import SweepError

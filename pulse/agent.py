@@ -64,6 +64,13 @@ class GiveUp:
         return ""
 
 
+def report_trial(client: SweepClient, agent_id: str, trial, state: str, code: int, error: str) -> str:
+    """Tell the controller a trial ended (`finished`, `failed` or `killed`); return the line to print."""
+    ack = client.report(trial.sweep_id, trial.run_id, agent_id, state, code, error)
+    value = f", objective {ack.objective:g}" if ack.has_objective else ""
+    return f"trial {trial.seq} (run {trial.run_id}) ended {ack.run_state}{value}" + (f": {error}" if error else "")
+
+
 def program_problem(config: dict) -> str:
     """Why this agent cannot run the sweep's trials, or ""."""
     if not needs_program(config.get("command")) or config.get("program"):
@@ -205,10 +212,7 @@ class Agent:
         with self._lock:
             if state != "killed":
                 self.give_up.ended(state == "failed")
-        ack = self.client.report(self.sweep_id, trial.run_id, self.agent_id, state, code, error)
-        value = f", objective {ack.objective:g}" if ack.has_objective else ""
-        self._say(f"trial {trial.seq} (run {trial.run_id}) ended {ack.run_state}{value}"
-                  + (f": {error}" if error else ""))
+        self._say(report_trial(self.client, self.agent_id, trial, state, code, error))
 
     def _should_give_up(self) -> bool:
         with self._lock:

@@ -57,7 +57,9 @@ def suggest(params: list[Param], observations: list[Observation], goal: str,
     x = np.array([encode(searched, o.params) for o, _ in finished] + [encode(searched, o.params) for o in pending])
     y = np.array([v for _, v in finished] + [worst] * len(pending))
     gp = _fit(_transform(y), x, rng)
-    best = float(_transform(y)[: len(finished)].min())
+    # The incumbent is the GP's mean at the best finished trial, not its observed value: a noisy
+    # metric's lowest observation is often luck, and improving on luck sends the search back to it.
+    best = float(gp.predict(x[: len(finished)]).min())
     taken = {key({p.name: o.params[p.name] for p in searched}) for o in observations}
     candidates = _candidates(searched, x[: len(finished)][np.argsort(y[: len(finished)])[:5]], rng)
     scores = _expected_improvement(gp, candidates, best)

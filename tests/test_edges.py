@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 import uuid
 
 import numpy as np
@@ -92,6 +93,9 @@ def test_unicode_project_run_name_and_id_stream_live(emitter_env):
     # Stored while the run is still open: streamed live, not left for `pulse sync`.
     wait_for(lambda: len(stored(emitter_env, name, run_id)) == 400, timeout=60, what="the points, live")
     assert run.transport.connected.is_set()
+    # gRPC metadata is ASCII: the balancer's routing header carries the percent-encoded form.
+    route = dict(run.transport._metadata)["x-pulse-run"]
+    assert route.isascii() and urllib.parse.unquote(route) == f"{name}/{run_id}"
     emitter.finish()
     points = stored(emitter_env, name, run_id)
     assert points[("损失", 199)] == 99.5 and points[("café/acc", 0)] == 1.0

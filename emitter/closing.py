@@ -75,20 +75,21 @@ def _headline(o: Outcome) -> tuple[int, str]:
         return logging.ERROR, (
             f"pulse: run {o.run_id} was NOT stored: the server refused its start ({o.start_refused}). Nothing of "
             f"it is in the store; its {len(o.refused):,} batches ({held:,} metric points) are kept in "
-            f"{o.rejected_dir}" + _left(o) + _dropped(o))
+            f"{o.rejected_dir}" + _left(o) + _dropped(o, "; besides, "))
     if o.mode == "offline":
-        return logging.WARNING, (f"pulse: run {o.run_id} ({o.state}) saved offline: {points} in {o.spool_dir}; "
-                                 "upload it with `pulse sync`" + _dropped(o))
+        return logging.WARNING, (f"pulse: run {o.run_id} ({o.state}) saved offline: {points} in {o.spool_dir}"
+                                 + _dropped(o) + "; upload it with `pulse sync`")
     if o.stream_refused:
         return logging.ERROR, (
             f"pulse: run {o.run_id} ({o.state}) was not fully streamed: {o.stream_refused}. "
-            f"{o.points_stored:,} metric points stored; {o.batches_left:,} batches ({o.points_left:,} points) "
-            f"stay in {o.spool_dir}; upload them with `pulse sync` once the other writer has ended" + _dropped(o))
+            f"{o.points_stored:,} metric points stored" + _dropped(o) + f"; {o.batches_left:,} batches "
+            f"({o.points_left:,} points) stay in {o.spool_dir}; upload them with `pulse sync` once the other "
+            "writer has ended")
     if not o.delivered:
         return logging.WARNING, (
             f"pulse: run {o.run_id} ended {o.state}, but {o.server} has not acknowledged all of it: "
-            f"{o.points_stored:,} metric points stored; {o.batches_left:,} batches ({o.points_left:,} points, "
-            f"and the run's end) are in {o.spool_dir}; upload them with `pulse sync`" + _dropped(o))
+            f"{o.points_stored:,} metric points stored" + _dropped(o) + f"; {o.batches_left:,} batches "
+            f"({o.points_left:,} points, and the run's end) are in {o.spool_dir}; upload them with `pulse sync`")
     level = logging.WARNING if o.refused or any(o.dropped.values()) else logging.INFO
     return level, (f"pulse: run {o.run_id} {o.state}: {o.points_stored:,} metric points stored" + _dropped(o)
                    + f"; nothing left in the spool. {o.url}")
@@ -100,9 +101,9 @@ def _left(o: Outcome) -> str:
     return f"; {o.batches_left:,} more batches ({o.points_left:,} points) are in {o.spool_dir}"
 
 
-def _dropped(o: Outcome) -> str:
+def _dropped(o: Outcome, lead: str = ", ") -> str:
     dropped = {reason: n for reason, n in o.dropped.items() if n}
     if not dropped:
-        return ", none dropped"
+        return ", none dropped" if lead == ", " else ""
     parts = ", ".join(f"{n:,} {reason}" for reason, n in sorted(dropped.items(), key=lambda item: -item[1]))
-    return f", {sum(dropped.values()):,} dropped ({parts})"
+    return f"{lead}{sum(dropped.values()):,} dropped ({parts})"

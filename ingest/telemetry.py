@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import grpc
 from google.protobuf.message import DecodeError
 
+from pulse.limits import MAX_BATCH_BYTES  # the emitter sizes its batches from the same figure
 from pulse.v1 import telemetry_pb2 as pb
 
 from .auth import AuthFailure, KeyStore, Principal
@@ -40,7 +41,6 @@ from .validate import BatchError, check_batch, decode
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH_BYTES = 32 << 20
 GRPC_MAX_MESSAGE_BYTES = 2 * MAX_BATCH_BYTES  # above our own limit, so ours answers first
 REMEMBERED_STREAMS = 100_000
 READ_AHEAD = 256  # batches a stream may have validated but not yet acked; then it stops reading

@@ -22,6 +22,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from .admin import AdminService
+from .artifacts import ArtifactService
 from .auth import KeyStore
 from .blobs import default_blob_url, open_blob_store
 from .buffers import Buffers
@@ -136,7 +137,8 @@ class IngestServer:
                    ("grpc.server.max_pending_requests_hard_limit", 4 * config.max_streams)]
         self.grpc = grpc.aio.server(migration_thread_pool=self._unary, options=options)
         self.grpc.add_generic_rpc_handlers((self.telemetry.handler(), AdminService(self.keys).handler(),
-                                            self.sweeps.handler()))
+                                            self.sweeps.handler(),
+                                            ArtifactService(self.store, self.keys, self.blobs).handler()))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
         address = f"{config.host}:{config.port}"
         if config.tls_cert:

@@ -19,6 +19,7 @@ import logging
 import sys
 from typing import Any
 
+from .api import Api  # noqa: F401  (the read API: wandb.Api)
 from .checks import check_init
 from .config import Config
 from .media import Audio, Histogram, Html, Image, Object3D, Plotly, Table, Video, plot  # noqa: F401

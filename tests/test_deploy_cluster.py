@@ -193,7 +193,10 @@ def expected_sharding_key(table: str, sorting_key: str) -> str:
         return "cityHash64(project, run_id)"  # a run's rows stay on one shard
     if "sweep_id" in keys:
         return "cityHash64(project, sweep_id)"  # a sweep's rows (and its trials) stay on one shard
-    return {"api_keys": "cityHash64(key_id)"}.get(table, f"<decide how {table} is sharded>")
+    if keys[:2] == ["project", "name"]:
+        return "cityHash64(project, name)"  # an artifact's versions, files and aliases stay on one shard
+    return {"api_keys": "cityHash64(key_id)", "artifact_blobs": "cityHash64(project, sha256)"}.get(
+        table, f"<decide how {table} is sharded>")
 
 
 def test_clustered_schema_is_the_unclustered_schema_sharded_and_replicated(tmp_path):

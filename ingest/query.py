@@ -14,7 +14,9 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import pyarrow as pa
@@ -100,9 +102,10 @@ def check_read_only(store: Store, sql: str, parameters: dict[str, Any] | None = 
 
     Accepted: SELECT/WITH over the public tables and the short list of system tables of
     ingest/sql_guard.py, calling only the functions of ingest/sql_functions.py; DESCRIBE TABLE,
-    SHOW TABLES and SHOW COLUMNS of the public tables. Refused, each by name: every other
-    statement, table, database, table function and function; SETTINGS, FORMAT and INTO OUTFILE
-    clauses; parameters standing for names. The same rules hold for every key (`scoped` is
+    SHOW TABLES and SHOW COLUMNS of the public tables; SETTINGS of the limits the server lowers
+    them to (sql_guard.LIMIT_SETTINGS). Refused, each by name: every other statement, table,
+    database, table function, function and setting; FORMAT and INTO OUTFILE clauses; parameters
+    standing for names. The same rules hold for every key (`scoped` is
     kept for callers of the earlier API). Parameters only ever stand for values, so what a
     statement may do is decided by its text, and remembered.
 
@@ -122,11 +125,11 @@ def run_query(store: Store, sql: str, parameters: dict[str, Any] | None = None,
     """
     prepared = _prepared(store, sql)
     limits = Limits.from_env()
-    settings = _users_settings(limits, max_rows, timeout_s, filters)
+    settings = _users_settings(limits, max_rows, timeout_s, filters, asked=prepared.settings)
     project = getattr(filters, "project", None) if filters else None
     with _slot(limits):
         try:
-            table = store.read_only_arrow(prepared, parameters or None, settings, project=project)
+            table = store.read_only_arrow(prepared.sql, parameters or None, settings, project=project)
         except Exception as exc:
             raise QueryRejected(clickhouse_message(exc)) from exc
     if table.nbytes > limits.max_result_bytes:  # ClickHouse checks per block, so one big block may pass
@@ -136,14 +139,19 @@ def run_query(store: Store, sql: str, parameters: dict[str, Any] | None = None,
 
 
 def _users_settings(limits: Limits, max_rows: int, timeout_s: float, filters: dict[str, str] | None,
-                    output: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The settings a users' query runs with; `output` (how results are written) never overrides a limit."""
+                    output: dict[str, Any] | None = None, asked: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """The settings a users' query runs with; `output` (how results are written) never overrides a limit,
+    and a limit the statement's SETTINGS `asked` for is taken only where it is lower than the server's."""
     max_rows = min(max_rows or DEFAULT_MAX_ROWS, MAX_ROWS)
     timeout_s = min(timeout_s or DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S)
     overflow = "break" if (output or {}).get("result_overflow_mode") == "break" else "throw"
-    return {**(output or {}), "readonly": 2, "max_result_rows": max_rows, "result_overflow_mode": overflow,
-            "max_execution_time": timeout_s, **limits.settings(),
-            "additional_table_filters": _map_literal({**HIDDEN_TABLES, **(filters or {})})}
+    settings = {**(output or {}), "readonly": 2, "max_result_rows": max_rows, "result_overflow_mode": overflow,
+                "max_execution_time": timeout_s, **limits.settings(),
+                "additional_table_filters": _map_literal({**HIDDEN_TABLES, **(filters or {})})}
+    for name, value in (asked or {}).items():
+        if value > 0:  # 0 is ClickHouse's "no limit": the server's stays
+            settings[name] = min(settings[name], value)
+    return settings
 
 
 def run_query_raw(store: Store, sql: str, fmt: str, parameters: dict[str, Any] | None = None,
@@ -154,11 +162,11 @@ def run_query_raw(store: Store, sql: str, fmt: str, parameters: dict[str, Any] |
     settings (and result_overflow_mode=break, a result cut short at max_rows on request)."""
     prepared = _prepared(store, sql)
     limits = Limits.from_env()
-    settings = _users_settings(limits, max_rows, timeout_s, filters, settings)
+    settings = _users_settings(limits, max_rows, timeout_s, filters, settings, asked=prepared.settings)
     project = getattr(filters, "project", None) if filters else None
     with _slot(limits):
         try:
-            payload = store.read_only_raw(prepared, parameters or None, settings, fmt, project=project)
+            payload = store.read_only_raw(prepared.sql, parameters or None, settings, fmt, project=project)
         except Exception as exc:
             raise QueryRejected(clickhouse_message(exc)) from exc
     if len(payload) > limits.max_result_bytes:  # ClickHouse checks per block, so one big block may pass
@@ -190,14 +198,22 @@ class _slot:
 
 # -- preparing a statement: parse, check, rewrite ----------------------------------------------------
 
+@dataclass(frozen=True)
+class Prepared:
+    """What is sent for a users' statement: the SELECT, and the limits its SETTINGS asked for."""
+
+    sql: str
+    settings: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+
+
 _lock = threading.Lock()
-_statements: OrderedDict[tuple[str, str], str | QueryRejected] = OrderedDict()
+_statements: OrderedDict[tuple[str, str], Prepared | QueryRejected] = OrderedDict()
 _catalogs: dict[str, tuple[float, sql_guard.Catalog]] = {}
 _views: dict[str, dict[str, dict[str, Any]]] = {}
 _local_parsers: dict[str, Any] = {}
 
 
-def _prepared(store: Store, sql: str) -> str:
+def _prepared(store: Store, sql: str) -> Prepared:
     """The SELECT to send for users' `sql`, or QueryRejected saying why there is none."""
     if not sql.strip():
         raise QueryRejected("empty query")
@@ -222,7 +238,7 @@ def _prepared(store: Store, sql: str) -> str:
     return found
 
 
-def _prepare(store: Store, sql: str) -> str:
+def _prepare(store: Store, sql: str) -> Prepared:
     catalog = _catalog(store)
     try:
         tree = _parse(store, sql)
@@ -230,7 +246,7 @@ def _prepare(store: Store, sql: str) -> str:
         if not any(marker in str(exc) for marker in _NO_JSON):
             raise
         formatted = _engine_value(store, "SELECT formatQuery({q:String})", {"q": sql})
-        select = sql_guard.describe_as_select(formatted)
+        select = sql_guard.describe_as_select(formatted, catalog)
         if select is None:
             words = formatted.split()
             verb = " ".join(words[:2]) if words[:1] == ["SHOW"] else (words or ["?"])[0]
@@ -243,14 +259,15 @@ def _prepare(store: Store, sql: str) -> str:
 
 
 def _checked(store: Store, tree: dict[str, Any], catalog: sql_guard.Catalog, rewritten: bool,
-             original: str) -> str:
+             original: str) -> Prepared:
     inspection = sql_guard.inspect(tree, catalog)
+    asked = MappingProxyType(dict(inspection.settings))
     local = store.url in _local_parsers
-    if not inspection.views and not local:
-        return original  # parsed by the engine it runs on: what was checked is what runs
+    if not inspection.views and not asked and not local:
+        return Prepared(original)  # parsed by the engine it runs on: what was checked is what runs
     if inspection.views:
         tree = sql_guard.graft(inspection, _view_trees(store))
-    return _format(store, tree)
+    return Prepared(_format(store, tree), asked)  # the tree without its SETTINGS, whose limits travel apart
 
 
 def _parse(store: Store, sql: str) -> dict[str, Any]:

@@ -11,11 +11,14 @@ it is named in KEPT_NAMES (the few harmless ones of the mixed categories `Other`
 Everything else is refused, notably the categories that reach outside a query's own rows:
 `Dictionary`/`Embedded Dictionary` (other data and server files), `Introspection` (addresses,
 symbols, the server log), `AI` (calls out to model providers), and in `Other` the functions that
-read files (file), settings, macros, the server's identity and state (hostName, version, uptime,
-serverUUID, getSetting, getMacro, filesystem*, showCertificate, tcpPort...), the session (user,
-roles, profiles, query ids, HTTP headers), other tables and databases (joinGet, hasColumnInTable),
+read files (file), settings, macros, the server's identity and state (hostName, uptime, serverUUID,
+getSetting, getMacro, filesystem*, showCertificate, tcpPort...), the session (roles, profiles,
+query ids, HTTP headers), other tables and databases (joinGet, hasColumnInTable),
 Keeper (generateSerialID), and sleep/throwIf-style denial of service. An alias is kept when the
-function it names is kept.
+function it names is kept. version() and currentUser() are kept: every client asks for them on
+connecting (the ClickHouse HTTP interface, ingest/http_sql.py, sends them through these checks), and
+they tell only what that interface says in every reply anyway (the version in each error, the user
+a key reads as).
 """
 
 from __future__ import annotations
@@ -67,6 +70,9 @@ KEPT_NAMES = {
     "runningDifferenceStartingWithFirstValue", "structureToCapnProtoSchema", "structureToProtobufSchema",
     "toColumnTypeName", "toTypeName", "tokenizeQuery", "transform", "variantElement", "variantType",
     "visibleWidth",
+    # Other: what clients ask on connecting (clickhouse-connect, JDBC, Grafana): the server's version
+    # (in every error message already) and the name of the user queries run as.
+    "currentUser", "version",
     # Internal: what the parser itself writes for CAST and CASE.
     "_CAST", "caseWithExpression", "nested",
 }

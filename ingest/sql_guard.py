@@ -4,7 +4,9 @@ The engine parses the statement (`parseQueryToJSON`); this module walks the tree
 accepts only what is listed here: SELECT/WITH over the public tables and a short list of system
 tables, calling the functions of ingest/sql_functions.py. SHOW TABLES, SHOW COLUMNS and DESCRIBE
 become SELECTs over the same system tables, so they pass the same checks, and nothing but a
-SELECT ever reaches the engine. Each refusal names what it refused.
+SELECT ever reaches the engine. A SETTINGS clause may only lower the server's limits
+(LIMIT_SETTINGS): it is taken out of the statement, and each value is applied only where it is below
+the server's own. Each refusal names what it refused.
 
     problem = function_problem("file")  # 'function file() is not allowed in read-only queries'
 """
@@ -40,9 +42,20 @@ SYSTEM_TABLES: dict[str, str | None] = {
                    f"WHERE database = currentDatabase() AND table IN ({_PUBLIC})",
     # BI tools list databases first (DBeaver's navigator, Grafana's query builder): this one only.
     "databases": "SELECT name, engine, comment FROM system.databases WHERE name = currentDatabase()",
+    # Clients read the settings on connecting (clickhouse-connect: name, value, readonly); a value
+    # that is a path is left out, as the tables' paths are.
+    "settings": "SELECT name, value, changed, type, description, readonly FROM system.settings "
+                "WHERE NOT startsWith(value, '/')",
 }
 VERBS = "SELECT, WITH, DESCRIBE, SHOW TABLES, SHOW COLUMNS"
 SETTINGS_REFUSED = "SETTINGS clauses are not allowed in read-only queries; the server sets the limits"
+# The settings a query's SETTINGS clause may name, with the type of their values: limits, which ClickHouse
+# enforces. The server runs every query with its own value of each (ingest/query.py), and a value from the
+# query is taken only where it is lower; 0 (ClickHouse's "no limit") or a higher one leaves the server's.
+LIMIT_SETTINGS: dict[str, type] = {
+    "max_execution_time": float, "max_result_rows": int, "max_result_bytes": int, "max_rows_to_read": int,
+    "max_bytes_to_read": int, "max_memory_usage": int, "max_threads": int,
+}
 # Syntax-tree nodes a read-only query is made of; any other node is refused by name.
 NODES = {
     "SelectWithUnionQuery", "SelectQuery", "ExpressionList", "TablesInSelectQuery", "TablesInSelectQueryElement",
@@ -55,7 +68,7 @@ NODES = {
 }
 # `x IN t` reads table t when t is a bare name (lowercased names).
 IN_FUNCTIONS = {"in", "notin", "globalin", "globalnotin", "nullin", "notnullin", "globalnullin", "globalnotnullin"}
-_DESCRIBE = re.compile(r"DESCRIBE TABLE ([A-Za-z_][A-Za-z0-9_]*)")
+_DESCRIBE = re.compile(r"DESCRIBE TABLE (?:(\w+|`[^`]+`)\.)?([A-Za-z_][A-Za-z0-9_]*)")
 _STATEMENTS = {"InsertQuery": "INSERT", "DropQuery": "DROP", "ExplainQuery": "EXPLAIN", "SetQuery": "SET",
                "SystemQuery": "SYSTEM", "OptimizeQuery": "OPTIMIZE", "KillQueryQuery": "KILL",
                "AlterQuery": "ALTER", "CreateQuery": "CREATE", "RenameQuery": "RENAME", "UseQuery": "USE"}
@@ -104,10 +117,12 @@ class Catalog:
 
 @dataclass
 class Inspection:
-    """A checked tree; `views` are the system-table reads to route through their SELECT."""
+    """A checked tree; `views` are the system-table reads to route through their SELECT, `settings` the
+    limits its SETTINGS clauses asked for (taken out of `tree`, which must then be sent as formatted)."""
 
     tree: dict[str, Any]
     views: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+    settings: dict[str, float | int] = field(default_factory=dict)
 
 
 def inspect(tree: dict[str, Any], catalog: Catalog) -> Inspection:
@@ -166,9 +181,33 @@ class _Walk:
             raise QueryRejected("INTO OUTFILE is not allowed: results come back to you, never into a server file")
         if "format_ast" in node:
             raise QueryRejected("FORMAT clauses are not allowed: the server picks the result format")
-        if "settings_ast" in node:
-            raise QueryRejected(SETTINGS_REFUSED)
+        self._take_settings(node, "settings_ast")
         self._children(node)
+
+    def _SelectQuery(self, node: dict[str, Any], key: str) -> None:
+        self._take_settings(node, "settings")
+        self._children(node)
+
+    def _take_settings(self, node: dict[str, Any], key: str) -> None:
+        """Check a SETTINGS clause and take it out of the tree into `found.settings` (the lowest value wins)."""
+        clause = node.pop(key, None)
+        if clause is None:
+            return
+        for name in clause.get("default_settings") or []:
+            raise QueryRejected(f"SETTINGS {name} = DEFAULT is not allowed: {_LIMITS_ONLY}")
+        for parameter in clause.get("query_parameters") or []:
+            raise QueryRejected(f"SETTINGS param_{parameter.get('name', '')} is not allowed: query parameters "
+                                "come with the request, never in the statement")
+        extra = sorted(k for k, v in clause.items() if k not in ("type", "changes") and v)
+        if extra:
+            raise QueryRejected(f"SETTINGS with {', '.join(extra)} is not allowed: {_LIMITS_ONLY}")
+        for change in clause.get("changes") or []:
+            name, value = change.get("name", ""), (change.get("value") or {}).get("value")
+            if name not in LIMIT_SETTINGS:
+                raise QueryRejected(f"SETTINGS {name} is not allowed: {_LIMITS_ONLY}")
+            number = _limit_value(name, value)
+            asked = self.found.settings.get(name)
+            self.found.settings[name] = number if asked is None else min(asked, number)
 
     def _Literal(self, node: dict[str, Any], key: str) -> None:
         pass  # values only
@@ -227,6 +266,26 @@ class _Walk:
             raise QueryRejected(_unreadable(name, parts))
 
 
+_LIMITS_ONLY = ("a query may only lower the server's limits: " + ", ".join(LIMIT_SETTINGS)
+                + " (the server's own values hold where they are lower)")
+
+
+def _limit_value(name: str, value: Any) -> float | int:
+    """The number a SETTINGS value gives `name`, or QueryRejected: a limit takes a number of at least 0."""
+    kind = LIMIT_SETTINGS[name]
+    try:
+        if isinstance(value, bool) or value is None:
+            raise ValueError
+        number = float(value)
+        if number < 0 or number != number or (kind is int and not number.is_integer()):
+            raise ValueError
+    except (ValueError, TypeError, OverflowError):
+        shown = "NULL" if value is None else repr(value)
+        raise QueryRejected(f"SETTINGS {name} = {shown}: give a number of at least 0"
+                            + (", a whole one" if kind is int else "")) from None
+    return int(number) if kind is int else number
+
+
 def _unreadable(name: str, parts: list[str]) -> str:
     if len(parts) == 2 and parts[0] == "system":
         readable = ", ".join(f"system.{t}" for t in SYSTEM_TABLES)
@@ -281,12 +340,15 @@ def show_as_select(tree: dict[str, Any], catalog: Catalog) -> str:
     return sql
 
 
-def describe_as_select(formatted: str) -> str | None:
-    """DESCRIBE TABLE t (as formatQuery writes it) as the SELECT over system.columns; None if not one."""
+def describe_as_select(formatted: str, catalog: Catalog) -> str | None:
+    """DESCRIBE TABLE [db.]t (as formatQuery writes it) as the SELECT over system.columns; None if not one.
+    `db` may only be the store's database (Grafana names it: DESCRIBE TABLE "default"."metrics")."""
     match = _DESCRIBE.fullmatch(formatted.strip())
     if match is None:
         return None
-    table = match.group(1)
+    database, table = (match.group(1) or "").strip("`"), match.group(2)
+    if database and database != catalog.database:
+        raise QueryRejected(_unreadable(f"{database}.{table}", [database, table]))
     if table not in PUBLIC_TABLES:
         raise QueryRejected(_unreadable(table, [table]))
     return ("SELECT name, type, default_kind AS default_type, default_expression, comment, "
@@ -295,13 +357,45 @@ def describe_as_select(formatted: str) -> str | None:
 
 
 def graft(inspection: Inspection, views: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The tree with each system-table read replaced by a subquery over its SELECT (parsed in `views`)."""
-    for expression, view in inspection.views:
+    """The tree with each system-table read replaced by a subquery over its SELECT (parsed in `views`),
+    and the columns named through that table (`system.columns.comment`, `columns.comment` under an
+    alias) named through the subquery's alias, as ClickHouse resolved them on the table."""
+    aliases: dict[str, str | None] = {}  # table -> the alias its rows now go by (None: read twice, ambiguous)
+    for expression, _ in inspection.views:
+        table = expression["database_and_table_name"]
+        name = (table.get("name_parts") or [table.get("name")])[-1]
+        aliases[name] = None if name in aliases else table.get("alias") or name
+    _requalify(inspection.tree, {name: alias for name, alias in aliases.items() if alias})
+    for expression, view in inspection.views:  # after: the views' own trees are shared, never renamed
         table = expression.pop("database_and_table_name")
         expression.pop("final", None)
         alias = table.get("alias") or (table.get("name_parts") or [table.get("name")])[-1]
         expression["subquery"] = {"type": "Subquery", "alias": alias, "children": [views[view]]}
     return inspection.tree
+
+
+def _requalify(node: Any, aliases: dict[str, str]) -> None:
+    """Rename `system.t.x` (and `t.x`, where t has an alias) to `alias.x` for each grafted table t."""
+    if isinstance(node, list):
+        for item in node:
+            _requalify(item, aliases)
+        return
+    if not isinstance(node, dict):
+        return
+    parts = node.get("name_parts") or []
+    if node.get("type") == "Identifier" and len(parts) >= 2:
+        renamed = None
+        if parts[0] == "system" and parts[1] in aliases:
+            renamed = [aliases[parts[1]], *parts[2:]]
+        elif aliases.get(parts[0], parts[0]) != parts[0]:
+            renamed = [aliases[parts[0]], *parts[1:]]
+        if renamed:
+            node["name"] = ".".join(renamed)
+            node.pop("name_parts")
+            if len(renamed) > 1:
+                node["name_parts"] = renamed
+    for value in node.values():
+        _requalify(value, aliases)
 
 
 def quote(text: str) -> str:

@@ -111,7 +111,7 @@ def test_resent_batches_are_acked_once_committed_and_stored_once(ingest):
     ("DROP TABLE metrics", "only read-only queries"),
     ("CREATE TABLE x (a Int8) ENGINE = Memory", "only read-only queries"),
     ("SELECT 1; SELECT 2", "Multi-statements are not allowed"),
-    ("SELECT 1 SETTINGS readonly = 0", "SETTINGS clauses are not allowed"),
+    ("SELECT 1 SETTINGS readonly = 0", "SETTINGS readonly is not allowed"),
     ("SELECT * FROM file('/etc/passwd', 'LineAsString')", "table function file()"),
     ("SELECT * FROM numbers(2) AS n, (SELECT * FROM url('http://127.0.0.1:1/', 'CSV', 'a String'))",
      "table function url()"),

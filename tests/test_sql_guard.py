@@ -60,7 +60,7 @@ HOSTILE = [
     # case, aliases and comments change nothing
     ("select FILE('/etc/passwd')", "function FILE() is not allowed"),
     ("SELECT `file`('/etc/passwd')", "function file() is not allowed"),
-    ("SELECT USER()", "function USER() is not allowed"),
+    ("SELECT FQDN(), QUERY_ID()", "function FQDN() is not allowed"),
     ("SELECT hostname()", "function hostname() is not allowed"),
     ("SELECT /* SELECT 1 */ file(/* x */ '/etc/passwd') -- trailing", "function file() is not allowed"),
     ("SeLeCt * FrOm FiLe('/etc/passwd')", "table function FiLe() is not allowed"),
@@ -86,7 +86,8 @@ HOSTILE = [
     ("SELECT * FROM (WITH api_keys AS (SELECT 1) SELECT 1), api_keys", "WITH api_keys would stand for table"),
     ("SELECT * FROM system.processes", "table system.processes is not readable"),
     ("SELECT * FROM system.query_log", "table system.query_log is not readable"),
-    ("SELECT * FROM system.settings", "table system.settings is not readable"),
+    ("SELECT * FROM system.server_settings", "table system.server_settings is not readable"),
+    ("SELECT path FROM system.settings", "Unknown expression identifier `path`"),
     ("SELECT * FROM system.users", "table system.users is not readable"),
     ("SELECT 1 WHERE 'x' IN system.tables", "IN system.tables: write IN (SELECT ...)"),
     ("SELECT * FROM information_schema.tables", "table information_schema.tables is not readable"),
@@ -109,8 +110,18 @@ HOSTILE = [
     ("INSERT INTO runs (project) SELECT 'x'", "got INSERT"),
     ("KILL QUERY WHERE 1", "got KILL"),
     ("SYSTEM SHUTDOWN", "got SYSTEM"),
-    ("SELECT 1 SETTINGS max_memory_usage = 0", "SETTINGS clauses are not allowed"),
-    ("SELECT * FROM (SELECT 1 SETTINGS readonly = 0)", "SETTINGS clauses are not allowed"),
+    # SETTINGS may only lower the server's limits
+    ("SELECT 1 SETTINGS readonly = 0", "SETTINGS readonly is not allowed: a query may only lower"),
+    ("SELECT * FROM (SELECT 1 SETTINGS readonly = 0)", "SETTINGS readonly is not allowed"),
+    ("SELECT * FROM runs SETTINGS additional_table_filters = {'runs': '1'}",
+     "SETTINGS additional_table_filters is not allowed"),
+    ("SELECT 1 UNION ALL SELECT 2 SETTINGS max_threads = 1, allow_ddl = 1", "SETTINGS allow_ddl is not allowed"),
+    ("SELECT 1 SETTINGS max_threads = DEFAULT", "SETTINGS max_threads = DEFAULT is not allowed"),
+    ("SELECT {x:UInt8} SETTINGS param_x = 1", "SETTINGS param_x is not allowed"),
+    ("SELECT 1 SETTINGS max_threads = -1", "SETTINGS max_threads = -1: give a number of at least 0"),
+    ("SELECT 1 SETTINGS max_result_rows = 'many'", "SETTINGS max_result_rows = 'many': give a number"),
+    ("SELECT 1 SETTINGS max_execution_time = NULL", "SETTINGS max_execution_time = NULL: give a number"),
+    ("SHOW TABLES SETTINGS max_threads = 1", "SETTINGS clauses are not allowed"),
     ("SELECT 1 FORMAT CSV", "FORMAT clauses are not allowed"),
 ]
 OUTFILES = [
@@ -160,6 +171,16 @@ ALLOWED = [
     ("SHOW COLUMNS FROM runs LIKE 'run_id'", [{"field": "run_id", "type": "String", "null": "NO", "key": "PRI",
                                               "default": "", "extra": ""}]),
     ("DESC runs", None),
+    # what BI tools send: Grafana's qualified DESCRIBE and SETTINGS, DBeaver's qualified columns, handshakes
+    ('DESCRIBE TABLE "default"."runs"', None),
+    ("SELECT system.columns.name AS a, columns.type AS b FROM system.columns WHERE table = 'runs' "
+     "AND name = 'run_id'", [{"a": "run_id", "b": "String"}]),
+    ("SELECT system.tables.name AS a, tables.name AS b, t.name AS c FROM system.tables AS t WHERE t.name = 'runs'",
+     [{"a": "runs", "b": "runs", "c": "runs"}]),
+    ("SELECT count() AS n FROM runs SETTINGS max_execution_time = 10, max_threads = 1", [{"n": 1}]),
+    ("SELECT version() = (SELECT version()) AS v, currentUser() != '' AS u, timezone() != '' AS t",
+     [{"v": True, "u": True, "t": True}]),
+    ("SELECT value FROM system.settings WHERE name = 'readonly'", [{"value": "2"}]),
     ("SELECT 1 AS one -- a comment\n", [{"one": 1}]),
 ]
 
@@ -169,6 +190,31 @@ def test_allowed_sql_runs_and_a_scoped_key_sees_its_rows_only(store, sql, rows):
     table = run_query(store, sql, filters=project_filters(store, "mine"))
     if rows is not None:
         assert table.to_pylist() == rows
+
+
+def test_a_settings_clause_lowers_the_server_limits_and_never_raises_them(store, monkeypatch):
+    monkeypatch.setenv("PULSE_QUERY_MAX_ROWS_TO_READ", "500")
+    for asked in ("1000000", "0"):  # higher than the server's, and ClickHouse's "no limit": the server's holds
+        message = refused(store, f"SELECT count() FROM numbers(1000) SETTINGS max_rows_to_read = {asked}")
+        assert "max rows: 500.00" in message, message
+    assert run_query(store, "SELECT count() AS n FROM numbers(400) SETTINGS max_rows_to_read = 10000"
+                     ).to_pylist() == [{"n": 400}]
+    assert "max rows: 100.00" in refused(store, "SELECT count() FROM numbers(400) SETTINGS max_rows_to_read = 100")
+    message = refused(store, "SELECT number FROM numbers(10) SETTINGS max_result_rows = 3")
+    assert "Limit for result exceeded, max rows: 3.00" in message
+    # the lowest of several wins, and what is sent carries no SETTINGS clause of its own
+    prepared = query._prepared(store, "SELECT * FROM (SELECT 1 SETTINGS max_threads = 3) SETTINGS max_threads = 2")
+    assert dict(prepared.settings) == {"max_threads": 2} and "SETTINGS" not in prepared.sql
+    settings = query._users_settings(query.Limits(), 0, 0, None, asked={name: 1 for name in sql_guard.LIMIT_SETTINGS})
+    assert all(settings[name] == 1 for name in sql_guard.LIMIT_SETTINGS)  # each one a limit the server sets
+
+
+def test_the_settings_clients_read_on_connecting_hold_no_paths(store):
+    table = run_query(store, "SELECT name, value, readonly FROM system.settings LIMIT 10000")
+    assert table.num_rows > 100 and "max_threads" in table.column("name").to_pylist()
+    assert not [v for v in table.column("value").to_pylist() if v.startswith("/")]
+    columns = run_query(store, "SELECT * FROM system.settings LIMIT 1").column_names
+    assert columns == ["name", "value", "changed", "type", "description", "readonly"]
 
 
 def test_system_tables_hide_paths_and_the_ingest_own_tables(store):
@@ -209,7 +255,7 @@ def test_every_function_of_the_engine_off_the_list_is_refused(store):
     assert len(functions) > 1000
     names = {name for name, _, _ in functions}
     refused_names = sorted(name for name in names if not is_allowed(name))
-    assert {"file", "hostName", "getSetting", "dictGet", "joinGet", "sleep", "currentUser"} <= set(refused_names)
+    assert {"file", "hostName", "getSetting", "dictGet", "joinGet", "sleep", "uptime"} <= set(refused_names)
     candidates = list(refused_names)
     candidates += [name.upper() for name, _, insensitive in functions if insensitive and name in refused_names]
     candidates += [name + combinator for name, aggregate, _ in functions if aggregate and name in refused_names

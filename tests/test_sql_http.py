@@ -258,17 +258,32 @@ def test_dbeaver_jdbc_metadata_sequence(server):
     assert answers[3][2].count(b"\x05value") == 1 and answers[4][0][:2] == ["project", "run_id"]
 
 
-@pytest.mark.xfail(strict=True, reason="users' checks (ingest/sql_guard.py) refuse these yet: DESCRIBE of a "
-                   "database-qualified table, a SETTINGS clause of a limit the server lowers anyway, and "
-                   "columns qualified by a system table's name; each needs a change there")
-@pytest.mark.parametrize("sql", [
-    'DESCRIBE TABLE "default"."metrics"',  # Grafana's column lookup for the query builder
-    "SELECT DISTINCT key FROM metrics SETTINGS max_execution_time=10",  # Grafana's column values
-    "SELECT system.columns.comment AS REMARKS FROM system.columns WHERE table = 'metrics'",  # DBeaver's getColumns
+@pytest.mark.parametrize("sql, answer", [
+    ('DESCRIBE TABLE "default"."metrics"', b"project\t"),  # Grafana's column lookup for the query builder
+    ("SELECT DISTINCT key FROM metrics SETTINGS max_execution_time=10", b"train/loss\n"),  # Grafana's values
+    ("SELECT system.columns.comment AS REMARKS, columns.name FROM system.columns WHERE table = 'metrics' "
+     "AND name = 'step'", b"\tstep\n"),  # DBeaver's getColumns
 ])
-def test_bi_tool_statements_users_checks_refuse_yet(server, sql):
-    status, _, body = http(server, sql, key=server.admin)
-    assert status == 200, body
+def test_bi_tool_statements_pass_the_users_checks(server, alpha_key, sql, answer):
+    status, _, body = http(server, sql, key=alpha_key)
+    assert status == 200 and body.startswith(answer), body
+
+
+def test_what_clients_ask_on_connecting_goes_through_the_users_checks(server, alpha_key):
+    """No statement is answered outside the checks: the handshakes pass them, and a SETTINGS clause that
+    would lift a limit, or anything else the checks refuse, is refused however a client words it."""
+    version = client(server, alpha_key).server_version
+    status, _, body = http(server, "SELECT currentUser() AS user, timezone() AS timezone, version() AS version "
+                                   "LIMIT 1", key=alpha_key)
+    assert status == 200 and body.endswith(f"\t{version}\n".encode())
+    status, _, body = http(server, "SELECT name, value, readonly FROM system.settings LIMIT 10000", key=alpha_key)
+    assert status == 200 and b"\nmax_threads\t" in body and b"\t/" not in body
+    for sql, refused in (("SELECT version(), hostName()", b"function hostName() is not allowed"),
+                         ("SELECT 1 AS check SETTINGS readonly = 0", b"SETTINGS readonly is not allowed"),
+                         ("SELECT name, value, readonly FROM system.server_settings LIMIT 10000",
+                          b"table system.server_settings is not readable")):
+        status, headers, body = http(server, sql, key=alpha_key)
+        assert (status, headers["X-ClickHouse-Exception-Code"]) == (403, "164") and refused in body, body
 
 
 def test_the_grafana_example_dashboards_queries_pass_and_chart_the_project(server, alpha_key):

@@ -34,6 +34,7 @@ class SyncResult:
     tail_file: str = ""  # a record cut short at the end of this file is what a kill mid-write leaves
     quarantined: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # data left on disk, not uploaded, and why
+    unit: str = "batches"  # what `batches` counts: a stream's batches, or an artifact job's files
 
     @property
     def corrupt(self) -> list[tuple[str, Damage]]:
@@ -72,7 +73,17 @@ def sync(root: Path | None = None, server: str | None = None, timeout: float = 1
             if isinstance(opened, Spool):
                 opened = _close(opened, _upload(opened, settings, timeout, []))
             results.append(opened)
-    return results
+    return results + _sync_artifacts(settings, timeout)
+
+
+def _sync_artifacts(settings: Settings, timeout: float) -> list[SyncResult]:
+    """Artifacts logged offline or left by a finish() timeout (emitter/run_artifacts.py), after the runs."""
+    from .run_artifacts import sync_artifacts
+
+    return [SyncResult(job.directory, job.files, job.uploaded, job.reason or job.version, busy=job.busy,
+                       unit="artifact files")
+            for job in sync_artifacts(settings.dir.resolve(), settings.server, settings.api_key, settings.tls_ca,
+                                      timeout)]
 
 
 def _open(directory: Path) -> Spool | SyncResult:

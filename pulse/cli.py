@@ -118,7 +118,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
         print("pulse sync: nothing to upload")
     for r in results:
         status = r.reason if r.busy else "uploaded" if r.uploaded else f"NOT uploaded ({r.reason})"
-        print(f"pulse sync: {r.directory.name}: {r.batches} batches {status}")
+        stored_as = f" as {r.reason}" if r.uploaded and r.reason and not r.busy else ""
+        print(f"pulse sync: {r.directory.name}: {r.batches} {r.unit} {status}{stored_as}")
         corrupt = r.corrupt
         for name, damage in r.damage:  # what was skipped, on stderr, each time
             what = "SKIPPED" if (name, damage) in corrupt else "skipped (a write cut short by a kill)"

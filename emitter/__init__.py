@@ -20,6 +20,7 @@ import sys
 from typing import Any
 
 from .api import Api  # noqa: F401  (the read API: wandb.Api)
+from .artifacts import Artifact
 from .checks import check_init
 from .config import Config
 from .media import Audio, Histogram, Html, Image, Object3D, Plotly, Table, Video, plot  # noqa: F401
@@ -29,6 +30,7 @@ from .summary import Summary
 from .transport import AuthError, RunBusy, check_access
 
 __all__ = [
+    "Artifact",
     "AuthError",
     "Config",
     "Histogram",
@@ -43,9 +45,12 @@ __all__ = [
     "finish",
     "init",
     "log",
+    "log_artifact",
     "run",
+    "save",
     "summary",
     "unwatch",
+    "use_artifact",
     "watch",
 ]
 
@@ -198,6 +203,23 @@ def unwatch(models: Any = None) -> None:
     hooks = sys.modules.get("emitter.torch_hooks")  # nothing to remove if watch() never ran
     if hooks is not None:
         hooks.unwatch(models)
+
+
+def log_artifact(artifact_or_path: Any, name: str | None = None, type: str | None = None,
+                 aliases: list[str] | None = None, tags: list[str] | None = None) -> Artifact:
+    """Log an artifact to the current run; see `Run.log_artifact`."""
+    return _current().log_artifact(artifact_or_path, name=name, type=type, aliases=aliases, tags=tags)
+
+
+def use_artifact(artifact_or_name: Any, type: str | None = None, aliases: list[str] | None = None,
+                 use_as: str | None = None) -> Artifact:
+    """Use an artifact version as the current run's input; see `Run.use_artifact`."""
+    return _current().use_artifact(artifact_or_name, type=type, aliases=aliases, use_as=use_as)
+
+
+def save(glob_str: Any, base_path: Any = None, policy: str = "live") -> list[str]:
+    """Store files with the current run; see `Run.save`."""
+    return _current().save(glob_str, base_path=base_path, policy=policy)
 
 
 def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:

@@ -25,6 +25,7 @@ from .encode import Encoder, config_json
 from .media import split_media
 from .rejected import rejected_dir
 from .run_artifacts import finish_artifacts
+from .run_artifacts import finish_artifacts
 from .settings import Settings
 from .spool import Spool
 from .summary import MetricDefinition, Summary, SummaryTracker
@@ -226,6 +227,29 @@ class Run:
 
         return save(self, glob_str, base_path=base_path, policy=policy)
 
+    def log_artifact(self, artifact_or_path: Any, name: str | None = None, type: str | None = None,
+                     aliases: list[str] | None = None, tags: list[str] | None = None) -> Any:
+        """Log an `emitter.Artifact` (or a file or directory path) as this run's output; uploads in the background.
+
+        Example: `run.log_artifact(artifact, aliases=["best"])`; `artifact.wait().version` is then "v0", "v1", ...
+        """
+        from .run_artifacts import log_artifact
+
+        return log_artifact(self, artifact_or_path, name=name, type=type, aliases=aliases, tags=tags)
+
+    def use_artifact(self, artifact_or_name: Any, type: str | None = None, aliases: list[str] | None = None,
+                     use_as: str | None = None) -> Any:
+        """An artifact version ("name:latest", "name:v3", "project/name:best") recorded as this run's input."""
+        from .run_artifacts import use_artifact
+
+        return use_artifact(self, artifact_or_name, type=type, aliases=aliases, use_as=use_as)
+
+    def save(self, glob_str: Any, base_path: Any = None, policy: str = "live") -> list[str]:
+        """Store files matching `glob_str` with the run (W&B's `wandb.save`; policy "live", "now" or "end")."""
+        from .run_artifacts import save
+
+        return save(self, glob_str, base_path=base_path, policy=policy)
+
     def finish(self, exit_code: int | None = None, quiet: bool = False) -> None:
         """End the run: flush, wait for the server's acks (up to the finish timeout), close.
 
@@ -250,6 +274,7 @@ class Run:
                                        "ts_us": time.time_ns() // 1000}))
         batcher.stop(_left(deadline))
         delivered = self.transport.close(_left(deadline)) if self.transport else False
+        finish_artifacts(self, _left(deadline))
         finish_artifacts(self, _left(deadline))
         self.spool.close(remove_if_empty=True)
         _live_runs.discard(self)

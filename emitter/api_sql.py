@@ -92,10 +92,14 @@ WHERE f.project = {project:String} AND f.name = {name:String}
 ORDER BY path
 """
 
-# The artifact versions a run logged (`output`) or used (`input`).
+# The artifact versions a run logged (`output`) or used (`input`); its saved files (the `run-files`
+# artifact) are `files()`, as in W&B.
 RUN_ARTIFACTS = """
-SELECT project, name, version
-FROM artifact_usage FINAL
-WHERE run_project = {project:String} AND run_id = {run_id:String} AND direction = {direction:String}
-ORDER BY ts, project, name, version
+SELECT u.project AS project, u.name AS name, u.version AS version
+FROM (SELECT project, name, version, ts FROM artifact_usage FINAL
+      WHERE run_project = {project:String} AND run_id = {run_id:String} AND direction = {direction:String}) AS u
+INNER JOIN (SELECT project, name, version, type FROM artifact_versions FINAL) AS v
+    ON u.project = v.project AND u.name = v.name AND u.version = v.version
+WHERE v.type != 'run-files'
+ORDER BY u.ts, u.project, u.name, u.version
 """

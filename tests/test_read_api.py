@@ -12,10 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from conftest import ROOT, Ingest
 from test_ingest_validation import batch, stream
 
 import emitter
+from conftest import ROOT, Ingest
 from pulse.v1 import telemetry_pb2 as pb
 
 
@@ -189,3 +189,34 @@ def test_runs_pages_through_a_thousand_runs(ingest):
     assert runs[999].config == {"i": 999, "even": False} and runs[-1].id == "run0999"
     even = api.runs(name, {"config.even": True, "config.i": {"$gte": 900}}, order="-config.i", per_page=7)
     assert [r.config["i"] for r in even] == list(range(998, 899, -2))
+
+
+def test_files_and_artifacts_of_a_run_come_back_through_the_api(emitter_env, tmp_path, monkeypatch):
+    if not hasattr(emitter, "log_artifact") or not hasattr(emitter, "save"):
+        pytest.skip("this emitter has no artifacts yet (issue 14 item 1)")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "weights.bin").write_bytes(b"w" * 1000)
+    (tmp_path / "notes.txt").write_text("saved with the run")
+    name = project()
+    producer = emitter.init(project=name)
+    model = emitter.Artifact("model", "model", metadata={"acc": 0.9})
+    model.add_file(str(tmp_path / "weights.bin"))
+    emitter.log_artifact(model, aliases=["best"])
+    emitter.save(str(tmp_path / "notes.txt"), base_path=str(tmp_path), policy="now")
+    emitter.finish()
+    consumer = emitter.init(project=name)
+    emitter.use_artifact("model:best")
+    emitter.finish()
+
+    api = emitter.Api(server=emitter_env.address)
+    made = api.run(f"{name}/{producer.id}")
+    [logged_] = made.logged_artifacts()
+    assert (logged_.name, logged_.version, logged_.metadata) == ("model:v0", "v0", {"acc": 0.9})
+    assert made.used_artifacts() == []
+    [used] = api.run(f"{name}/{consumer.id}").used_artifacts()
+    assert used.digest == logged_.digest
+    [saved] = made.files()
+    assert (saved.name, saved.size) == ("notes.txt", len("saved with the run"))
+    assert open(saved.download(str(tmp_path / "down"))).read() == "saved with the run"
+    fetched = api.artifact(f"{name}/model:best")
+    assert open(fetched.get_entry("weights.bin").download(str(tmp_path / "w"))).read() == "w" * 1000

@@ -19,8 +19,16 @@ from test_media import blob, media_rows, pixels
 
 import emitter
 from emitter.media import encode_png
-from pulse.media_schema import (CELL_KEY_PREFIX, MAX_MEDIA_BYTES, PLOT_MIME, POINTS_MIME, TABLE_MIME, dumps,
-                                media_ref, table_refs)
+from pulse.media_schema import (
+    CELL_KEY_PREFIX,
+    MAX_MEDIA_BYTES,
+    PLOT_MIME,
+    POINTS_MIME,
+    TABLE_MIME,
+    dumps,
+    media_ref,
+    table_refs,
+)
 from pulse.v1 import telemetry_pb2 as pb
 
 

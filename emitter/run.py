@@ -17,6 +17,7 @@ from typing import Any
 
 from pulse.limits import MAX_STEP, batch_budget, key_problem, step_problem
 
+from . import console, run_info
 from .batcher import Batcher
 from .checks import KeyCheck, Refusals, as_step, check_config, check_init
 from .closing import Outcome, closing_lines
@@ -24,7 +25,6 @@ from .config import Config
 from .encode import Encoder, config_json
 from .media import split_media
 from .rejected import rejected_dir
-from .run_artifacts import finish_artifacts
 from .run_artifacts import finish_artifacts
 from .settings import Settings
 from .spool import Spool
@@ -102,14 +102,15 @@ class Run:
                                 max_values=settings.queue_max_values,
                                 batch_bytes=batch_budget(max_batch_bytes))
         self._queue = self._batcher.queue
-        self._queue.append(("start", {
+        self._queue.append(("start", run_info.with_metadata({
             "name": self.name, "group": group, "job_type": job_type, "tags": self.tags, "notes": notes,
             "config": self.config.as_dict(), "sweep_id": sweep_id, "created_at_us": time.time_ns() // 1000,
-            "host": socket.gethostname(), "resume": bool(resume)}))
+            "host": socket.gethostname(), "resume": bool(resume)})))
         if self.transport is not None:
             self.transport.start()
         if settings.system_interval > 0:
             self._monitor = SystemMonitor(self._enqueue, settings.system_interval).start()
+        self._console = console.start(self)  # stdout/stderr teed to the run's `logs`
         _live_runs.add(self)
 
     # -- the API --------------------------------------------------------------
@@ -227,29 +228,6 @@ class Run:
 
         return save(self, glob_str, base_path=base_path, policy=policy)
 
-    def log_artifact(self, artifact_or_path: Any, name: str | None = None, type: str | None = None,
-                     aliases: list[str] | None = None, tags: list[str] | None = None) -> Any:
-        """Log an `emitter.Artifact` (or a file or directory path) as this run's output; uploads in the background.
-
-        Example: `run.log_artifact(artifact, aliases=["best"])`; `artifact.wait().version` is then "v0", "v1", ...
-        """
-        from .run_artifacts import log_artifact
-
-        return log_artifact(self, artifact_or_path, name=name, type=type, aliases=aliases, tags=tags)
-
-    def use_artifact(self, artifact_or_name: Any, type: str | None = None, aliases: list[str] | None = None,
-                     use_as: str | None = None) -> Any:
-        """An artifact version ("name:latest", "name:v3", "project/name:best") recorded as this run's input."""
-        from .run_artifacts import use_artifact
-
-        return use_artifact(self, artifact_or_name, type=type, aliases=aliases, use_as=use_as)
-
-    def save(self, glob_str: Any, base_path: Any = None, policy: str = "live") -> list[str]:
-        """Store files matching `glob_str` with the run (W&B's `wandb.save`; policy "live", "now" or "end")."""
-        from .run_artifacts import save
-
-        return save(self, glob_str, base_path=base_path, policy=policy)
-
     def finish(self, exit_code: int | None = None, quiet: bool = False) -> None:
         """End the run: flush, wait for the server's acks (up to the finish timeout), close.
 
@@ -267,6 +245,8 @@ class Run:
         deadline = time.monotonic() + self.settings.finish_timeout
         if self._monitor is not None:
             self._monitor.stop()
+        if getattr(self, "_console", None) is not None:
+            self._console.stop()
         batcher = self._batcher
         batcher.flush(_left(deadline))
         self._queue.append(("summary", self.tracker.result()))
@@ -274,7 +254,6 @@ class Run:
                                        "ts_us": time.time_ns() // 1000}))
         batcher.stop(_left(deadline))
         delivered = self.transport.close(_left(deadline)) if self.transport else False
-        finish_artifacts(self, _left(deadline))
         finish_artifacts(self, _left(deadline))
         self.spool.close(remove_if_empty=True)
         _live_runs.discard(self)

@@ -23,6 +23,7 @@ from .api import Api  # noqa: F401  (the read API: wandb.Api)
 from .artifacts import Artifact
 from .checks import check_init
 from .config import Config
+from .console import console_setting
 from .media import Audio, Histogram, Html, Image, Object3D, Plotly, Table, Video, plot  # noqa: F401
 from .run import Run, end_run_on_sigterm, install_process_hooks, sweep_environment, sweep_project
 from .settings import Settings
@@ -103,7 +104,7 @@ def init(project: str | None = None, name: str | None = None, group: str | None 
     if sweep_id:
         project = None if sweep_project() else project  # a sweep's runs live in its project, as in W&B
         end_run_on_sigterm()
-    settings = Settings.resolve(project=project, mode=mode, dir=dir)
+    settings = Settings.resolve(project=project, mode=mode, dir=dir, console=console_setting(_ignored.get("settings")))
     run_id = sweep_run_id or id or None
     resume = _resume_mode(resume)
     check_init(project=settings.project, run_id=run_id or "x")  # before asking the server about them

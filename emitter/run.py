@@ -17,6 +17,7 @@ from typing import Any
 
 from pulse.limits import MAX_STEP, batch_budget, key_problem, step_problem
 
+from . import console, run_info
 from .batcher import Batcher
 from .checks import KeyCheck, Refusals, as_step, check_config, check_init
 from .closing import Outcome, closing_lines
@@ -101,14 +102,15 @@ class Run:
                                 max_values=settings.queue_max_values,
                                 batch_bytes=batch_budget(max_batch_bytes))
         self._queue = self._batcher.queue
-        self._queue.append(("start", {
+        self._queue.append(("start", run_info.with_metadata({
             "name": self.name, "group": group, "job_type": job_type, "tags": self.tags, "notes": notes,
             "config": self.config.as_dict(), "sweep_id": sweep_id, "created_at_us": time.time_ns() // 1000,
-            "host": socket.gethostname(), "resume": bool(resume)}))
+            "host": socket.gethostname(), "resume": bool(resume)})))
         if self.transport is not None:
             self.transport.start()
         if settings.system_interval > 0:
             self._monitor = SystemMonitor(self._enqueue, settings.system_interval).start()
+        self._console = console.start(self)  # stdout/stderr teed to the run's `logs`
         _live_runs.add(self)
 
     # -- the API --------------------------------------------------------------
@@ -243,6 +245,8 @@ class Run:
         deadline = time.monotonic() + self.settings.finish_timeout
         if self._monitor is not None:
             self._monitor.stop()
+        if getattr(self, "_console", None) is not None:
+            self._console.stop()
         batcher = self._batcher
         batcher.flush(_left(deadline))
         self._queue.append(("summary", self.tracker.result()))

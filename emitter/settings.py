@@ -27,6 +27,8 @@ class Settings:
     heartbeat_interval: float = 5.0
     # Seconds between system samples (CPU, memory, disk, network, GPUs); 0 turns the monitor off.
     system_interval: float = 2.0
+    # "wrap": stdout and stderr are teed to the run's console (emitter/console.py); "off": not.
+    console: str = "wrap"
 
     @classmethod
     def resolve(cls, **explicit) -> Settings:
@@ -44,6 +46,7 @@ class Settings:
             "spool_max_mb": env.get("PULSE_SPOOL_MAX_MB"),
             "heartbeat_interval": env.get("PULSE_HEARTBEAT_INTERVAL"),
             "system_interval": env.get("PULSE_SYSTEM_INTERVAL"),
+            "console": env.get("PULSE_CONSOLE"),
         }
         values.update({k: v for k, v in explicit.items() if v is not None})
         settings = cls()

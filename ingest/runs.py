@@ -24,7 +24,7 @@ from .validate import MAX_TS_US, MIN_TS_US, TS
 
 COLUMNS = ("project", "run_id", "name", "group", "job_type", "tags", "notes", "sweep_id", "config",
            "state", "exit_code", "error", "host", "created_at", "updated_at", "heartbeat_at",
-           "summary", "metric_defs")
+           "summary", "metric_defs", "metadata", "deleted")
 TIME_COLUMNS = ("created_at", "updated_at", "heartbeat_at")
 TERMINAL = {"finished", "failed", "killed", "crashed"}
 HEARTBEAT_WRITE_US = 1_000_000
@@ -112,6 +112,25 @@ class RunRegistry:
                 run["updated_at"] = max(stamp, run["updated_at"] + 1)
                 self._dirty.add(key)
 
+    def edit(self, project: str, run_id: str, **fields: Any) -> dict[str, Any]:
+        """Change a run's `name`, `tags`, `notes` or `deleted` (ingest/run_edits.py, checked there) as a
+        new row version, written by the next flush; the edited row. Held in memory like a live run's
+        row, so the run's own later updates carry the edit. UnknownRun when there is no such run."""
+        if unknown := set(fields) - {"name", "tags", "notes", "deleted"}:
+            raise ValueError(f"runs cannot be edited in {sorted(unknown)}")
+        key = (project, run_id)
+        for _ in range(3):  # a flush may forget an ended run between the lookup and the lock
+            if self.get(project, run_id) is None:
+                raise UnknownRun(f"no run {run_id!r} in project {project!r}")
+            with self._lock:
+                run = self._runs.get(key)
+                if run is not None:
+                    run.update(fields)
+                    run["updated_at"] = max(now_us(), run["updated_at"] + 1)
+                    self._dirty.add(key)
+                    return dict(run)
+        raise UnknownRun(f"run {run_id!r} of project {project!r} could not be loaded")
+
     def reap(self) -> list[Key]:
         """Mark `crashed` every running run whose heartbeat is older than the timeout.
 
@@ -171,7 +190,7 @@ class RunRegistry:
         table = pa.table({
             c: pa.array(v, TS if c in TIME_COLUMNS else
                         pa.list_(pa.string()) if c == "tags" else
-                        pa.int32() if c == "exit_code" else pa.string())
+                        pa.int32() if c == "exit_code" else pa.uint8() if c == "deleted" else pa.string())
             for c, v in columns.items()
         })
         return table, keys
@@ -193,7 +212,7 @@ def _new_run(key: Key, stamp: int) -> dict[str, Any]:
     return {"project": key[0], "run_id": key[1], "name": key[1], "group": "", "job_type": "",
             "tags": [], "notes": "", "sweep_id": "", "config": "{}", "state": "running",
             "exit_code": 0, "error": "", "host": "", "created_at": stamp, "updated_at": 0,
-            "heartbeat_at": stamp, "summary": "{}", "metric_defs": "{}"}
+            "heartbeat_at": stamp, "summary": "{}", "metric_defs": "{}", "metadata": "{}", "deleted": 0}
 
 
 def _apply_event(run: dict[str, Any] | None, key: Key, event: pb.Event, stamp: int) -> dict[str, Any] | None:
@@ -211,6 +230,7 @@ def _apply_event(run: dict[str, Any] | None, key: Key, event: pb.Event, stamp: i
             run["tags"] = list(start.tags) or run["tags"]
             if start.config_json and start.config_json != "{}":
                 run["config"] = start.config_json
+            run["metadata"] = start.metadata_json or run["metadata"]
             return run
         if run is None:
             run = _new_run(key, start.created_at_us or stamp)
@@ -219,6 +239,7 @@ def _apply_event(run: dict[str, Any] | None, key: Key, event: pb.Event, stamp: i
                    host=start.host, state="running", exit_code=0, error="")
         if start.config_json:
             run["config"] = start.config_json
+        run["metadata"] = start.metadata_json or run["metadata"]
         return run
     if run is None:
         return None

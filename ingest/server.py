@@ -28,6 +28,7 @@ from .blobs import default_blob_url, open_blob_store
 from .buffers import Buffers
 from .http_sql import serve_sql
 from .owners import RunOwners, StreamSlots
+from .run_edits import RunEditService
 from .runs import RunRegistry
 from .storage import Store, open_store
 from .sweeps.service import SweepService
@@ -139,6 +140,7 @@ class IngestServer:
         self.grpc.add_generic_rpc_handlers((self.telemetry.handler(), AdminService(self.keys).handler(),
                                             self.sweeps.handler(),
                                             ArtifactService(self.store, self.keys, self.blobs).handler()))
+        self.grpc.add_generic_rpc_handlers((RunEditService(self.registry, self.buffers, self.keys).handler(),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
         address = f"{config.host}:{config.port}"
         if config.tls_cert:

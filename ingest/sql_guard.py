@@ -22,7 +22,7 @@ from . import sql_functions
 # The documented public schema (ARCHITECTURE.md) plus the sweeps' trials: every table users may read.
 # api_keys and schema_migrations are the ingest's own and stay unreadable whoever asks.
 PUBLIC_TABLES = ("runs", "metrics", "system_metrics", "histograms", "media", "model_graphs", "alerts", "sweeps",
-                 "sweep_trials", "artifacts", "artifact_versions", "artifact_files", "artifact_aliases",
+                 "sweep_trials", "logs", "artifacts", "artifact_versions", "artifact_files", "artifact_aliases",
                  "artifact_usage")
 _PUBLIC = ", ".join(f"'{t}'" for t in PUBLIC_TABLES)
 # The system tables users may read: name -> None (readable as it is) or the SELECT it is read through,

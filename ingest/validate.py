@@ -34,6 +34,8 @@ MIN_TS_US = -2_208_988_800_000_000
 MAX_TS_US = 10_413_792_000_000_000
 TS = pa.timestamp("us", tz="UTC")
 RUN_STATES = {"finished", "failed", "killed"}
+CONSOLE_STREAMS = {"stdout", "stderr"}
+MAX_CONSOLE_LINE_BYTES = 16 << 10  # the emitter cuts longer lines (emitter/console.py); more is refused
 ALERT_LEVELS = {"INFO", "WARN", "ERROR"}
 
 
@@ -84,6 +86,8 @@ def decode(batch: pb.Batch, blobs: BlobStore | None = None) -> Decoded:
         _add(out, "histograms", _histograms(batch, out))
     if batch.media:
         _add(out, "media", _media(batch, out, blobs))
+    if batch.console:
+        _add(out, "logs", _console(batch, out))
     _add(out, "model_graphs", _graphs(batch, out.events))
     _add(out, "alerts", _alerts(batch, out.events))
     return out
@@ -105,7 +109,8 @@ def event_problem(event: pb.Event) -> str | None:
                 return problem
         if problem := tags_problem(list(event.start.tags)) or notes_problem(event.start.notes):
             return problem
-        return _json_object_problem(event.start.config_json, "config_json")
+        return (_json_object_problem(event.start.config_json, "config_json")
+                or _json_object_problem(event.start.metadata_json, "metadata_json"))
     if kind == "config":
         return _json_object_problem(event.config.config_json, "config_json")
     if kind == "summary":
@@ -319,6 +324,32 @@ def _media(batch: pb.Batch, out: Decoded, blobs: BlobStore | None) -> pa.Table:
         "width": pa.array([m.width for m, _, _ in rows], pa.uint32()),
         "height": pa.array([m.height for m, _, _ in rows], pa.uint32()),
         "caption": pa.array([m.caption for m, _, _ in rows], pa.string()),
+    })
+
+
+def _console(batch: pb.Batch, out: Decoded) -> pa.Table:
+    """Console lines (`logs`): a line with an unknown stream, no line number, a broken clock or more
+    than MAX_CONSOLE_LINE_BYTES is refused on its own."""
+    good = []
+    for line in batch.console:
+        what = f"console[stream={line.stream[:16]!r}, line_no={line.line_no}]"
+        if line.stream not in CONSOLE_STREAMS:
+            out.reject(what, f"stream must be one of {sorted(CONSOLE_STREAMS)}")
+        elif line.line_no == 0:
+            out.reject(what, "line_no counts from 1")
+        elif not MIN_TS_US <= line.ts_us <= MAX_TS_US:
+            out.reject(what, "timestamp outside 1900..2299")
+        elif len(line.text) * 4 > MAX_CONSOLE_LINE_BYTES and \
+                (size := len(line.text.encode("utf-8", "surrogatepass"))) > MAX_CONSOLE_LINE_BYTES:
+            out.reject(what, f"line is {size} bytes long; the limit is {MAX_CONSOLE_LINE_BYTES}")
+        else:
+            good.append(line)
+    return pa.table({
+        **_owner(batch, len(good)),
+        "ts": pa.array([line.ts_us for line in good], TS),
+        "stream": pa.array([line.stream for line in good], pa.string()),
+        "line_no": pa.array([line.line_no for line in good], pa.uint64()),
+        "text": pa.array([line.text for line in good], pa.string()),
     })
 
 

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Batch(_message.Message):
-    __slots__ = ("project", "run_id", "stream_id", "seq", "replay", "events", "scalars", "system", "histograms", "media")
+    __slots__ = ("project", "run_id", "stream_id", "seq", "replay", "events", "scalars", "system", "histograms", "media", "console")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     STREAM_ID_FIELD_NUMBER: _ClassVar[int]
@@ -18,6 +18,7 @@ class Batch(_message.Message):
     SYSTEM_FIELD_NUMBER: _ClassVar[int]
     HISTOGRAMS_FIELD_NUMBER: _ClassVar[int]
     MEDIA_FIELD_NUMBER: _ClassVar[int]
+    CONSOLE_FIELD_NUMBER: _ClassVar[int]
     project: str
     run_id: str
     stream_id: str
@@ -28,7 +29,8 @@ class Batch(_message.Message):
     system: SystemBlock
     histograms: _containers.RepeatedCompositeFieldContainer[Histogram]
     media: _containers.RepeatedCompositeFieldContainer[Media]
-    def __init__(self, project: _Optional[str] = ..., run_id: _Optional[str] = ..., stream_id: _Optional[str] = ..., seq: _Optional[int] = ..., replay: _Optional[bool] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., scalars: _Optional[_Union[ScalarBlock, _Mapping]] = ..., system: _Optional[_Union[SystemBlock, _Mapping]] = ..., histograms: _Optional[_Iterable[_Union[Histogram, _Mapping]]] = ..., media: _Optional[_Iterable[_Union[Media, _Mapping]]] = ...) -> None: ...
+    console: _containers.RepeatedCompositeFieldContainer[ConsoleLine]
+    def __init__(self, project: _Optional[str] = ..., run_id: _Optional[str] = ..., stream_id: _Optional[str] = ..., seq: _Optional[int] = ..., replay: _Optional[bool] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., scalars: _Optional[_Union[ScalarBlock, _Mapping]] = ..., system: _Optional[_Union[SystemBlock, _Mapping]] = ..., histograms: _Optional[_Iterable[_Union[Histogram, _Mapping]]] = ..., media: _Optional[_Iterable[_Union[Media, _Mapping]]] = ..., console: _Optional[_Iterable[_Union[ConsoleLine, _Mapping]]] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("start", "config", "summary", "finish", "heartbeat", "metric", "graph", "alert")
@@ -51,7 +53,7 @@ class Event(_message.Message):
     def __init__(self, start: _Optional[_Union[RunStart, _Mapping]] = ..., config: _Optional[_Union[ConfigUpdate, _Mapping]] = ..., summary: _Optional[_Union[SummaryUpdate, _Mapping]] = ..., finish: _Optional[_Union[RunFinish, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., metric: _Optional[_Union[MetricDefinition, _Mapping]] = ..., graph: _Optional[_Union[ModelGraph, _Mapping]] = ..., alert: _Optional[_Union[Alert, _Mapping]] = ...) -> None: ...
 
 class RunStart(_message.Message):
-    __slots__ = ("name", "group", "job_type", "tags", "notes", "config_json", "sweep_id", "created_at_us", "host", "resume")
+    __slots__ = ("name", "group", "job_type", "tags", "notes", "config_json", "sweep_id", "created_at_us", "host", "resume", "metadata_json")
     NAME_FIELD_NUMBER: _ClassVar[int]
     GROUP_FIELD_NUMBER: _ClassVar[int]
     JOB_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -62,6 +64,7 @@ class RunStart(_message.Message):
     CREATED_AT_US_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
     RESUME_FIELD_NUMBER: _ClassVar[int]
+    METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
     name: str
     group: str
     job_type: str
@@ -72,7 +75,8 @@ class RunStart(_message.Message):
     created_at_us: int
     host: str
     resume: bool
-    def __init__(self, name: _Optional[str] = ..., group: _Optional[str] = ..., job_type: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., notes: _Optional[str] = ..., config_json: _Optional[str] = ..., sweep_id: _Optional[str] = ..., created_at_us: _Optional[int] = ..., host: _Optional[str] = ..., resume: _Optional[bool] = ...) -> None: ...
+    metadata_json: str
+    def __init__(self, name: _Optional[str] = ..., group: _Optional[str] = ..., job_type: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., notes: _Optional[str] = ..., config_json: _Optional[str] = ..., sweep_id: _Optional[str] = ..., created_at_us: _Optional[int] = ..., host: _Optional[str] = ..., resume: _Optional[bool] = ..., metadata_json: _Optional[str] = ...) -> None: ...
 
 class ConfigUpdate(_message.Message):
     __slots__ = ("config_json",)
@@ -205,6 +209,18 @@ class ModelGraph(_message.Message):
     GRAPH_JSON_FIELD_NUMBER: _ClassVar[int]
     graph_json: str
     def __init__(self, graph_json: _Optional[str] = ...) -> None: ...
+
+class ConsoleLine(_message.Message):
+    __slots__ = ("ts_us", "stream", "line_no", "text")
+    TS_US_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    LINE_NO_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    ts_us: int
+    stream: str
+    line_no: int
+    text: str
+    def __init__(self, ts_us: _Optional[int] = ..., stream: _Optional[str] = ..., line_no: _Optional[int] = ..., text: _Optional[str] = ...) -> None: ...
 
 class Alert(_message.Message):
     __slots__ = ("ts_us", "level", "title", "text")

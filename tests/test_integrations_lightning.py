@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
+from urllib.parse import urlparse
 
 import lightning.pytorch as pl
 import numpy as np
@@ -128,11 +130,16 @@ def test_wandb_logger_through_the_compat_package(clean_run, tmp_path):
     assert media == [{"key": "inputs", "caption": "ones"}, {"key": "inputs", "caption": "zeros"}]
 
 
-@pytest.mark.xfail(strict=True, raises=NotImplementedError,
-                   reason="wandb.Table comes with Pulse issue 14 (artifacts, tables, rich media)")
 def test_wandb_logger_log_table(clean_run, tmp_path):
     logger = WandbLogger(project=project(), save_dir=str(tmp_path))
     logger.log_table("samples", columns=["text", "label"], data=[["a", 1], ["b", 0]])
+    run = logger.experiment
+    emitter.finish()
+    [row] = clean_run.query("SELECT kind, uri FROM media FINAL WHERE run_id = {r:String} AND key = 'samples'",
+                            r=run.id)
+    assert row["kind"] == "table"
+    table = json.loads(Path(urlparse(row["uri"]).path).read_bytes())
+    assert (table["columns"], table["data"]) == (["text", "label"], [["a", 1], ["b", 0]])
 
 
 def test_pulse_logger_stores_at_lightnings_step(clean_run, tmp_path):

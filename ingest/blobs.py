@@ -5,8 +5,9 @@ times is stored once, and a retried batch rewrites nothing. The store is
 named by a URL (`--blobs`, `PULSE_BLOB_URL`):
 
 - `file:///path` or a plain path: a directory, `<root>/<sha[:2]>/<sha>.<ext>`.
-  The embedded default is `<data dir>/blobs`; for several ingest replicas, a
-  directory they all mount.
+  The embedded default is `<data dir>/blobs`; with a ClickHouse server, `blobs`
+  in the per-user data directory (`pulse.startup.default_data_dir()`); for
+  several ingest replicas, a directory they all mount.
 - `s3://bucket/prefix`: an S3 bucket or an S3-compatible server's,
   `<prefix>/<sha[:2]>/<sha>.<ext>`; credentials (boto3's chain), region and
   endpoint (`PULSE_S3_ENDPOINT`) from the environment, see `pulse/s3.py`.
@@ -25,6 +26,7 @@ from typing import Protocol
 from urllib.parse import unquote, urlparse
 
 from pulse.s3 import S3Client, parse_s3_url
+from pulse.startup import default_data_dir
 
 log = logging.getLogger(__name__)
 EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "image/webp": ".webp",
@@ -106,12 +108,14 @@ def open_blob_store(url: str) -> BlobStore:
 
 
 def default_blob_url(clickhouse_url: str) -> str:
-    """`PULSE_BLOB_URL`, else `blobs` in the embedded store's data directory, else `./pulse-data/blobs`."""
+    """`PULSE_BLOB_URL`, else `blobs` in the embedded store's data directory, else `blobs` in the
+    per-user data directory (`$PULSE_DATA`, `$XDG_DATA_HOME/pulse` or `~/.local/share/pulse`), the
+    same whichever directory the ingest starts in."""
     if os.environ.get("PULSE_BLOB_URL"):
         return os.environ["PULSE_BLOB_URL"]
     if clickhouse_url.startswith("chdb:"):
         return os.path.join(unquote(urlparse(clickhouse_url).path) or ".", "blobs")
-    local = os.path.abspath(os.path.join(os.environ.get("PULSE_DATA", "pulse-data"), "blobs"))
+    local = os.path.abspath(os.path.join(os.path.expanduser(default_data_dir()), "blobs"))
     log.warning("media bytes go to %s; with several ingest replicas set PULSE_BLOB_URL to a directory "
                 "they all mount", local)
     return local

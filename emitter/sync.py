@@ -121,9 +121,16 @@ def _upload(spool: Spool, settings: Settings, timeout: float, notes: list[str]) 
                           on_rejection=lambda r: log.warning("pulse: the server rejected %s: %s", r.what, r.reason))
     transport.start()
     uploaded = transport.close(timeout)
-    return SyncResult(directory, batches, uploaded,
-                      "" if uploaded else f"not acknowledged in {timeout:g} s: {transport.last_error or 'no answer'}",
-                      notes=notes)
+    return SyncResult(directory, batches, uploaded, "" if uploaded else _why_not(transport, timeout), notes=notes)
+
+
+def _why_not(transport: Transport, timeout: float) -> str:
+    """Why a stream's batches are still on disk: refused (at once, and for as long as the other writer
+    lives), or not acknowledged within `timeout`."""
+    if transport.refused:
+        return (f"refused by the server: {transport.refused}; the spool is kept: run `pulse sync` again once "
+                "that process has ended")
+    return f"not acknowledged in {timeout:g} s: {transport.last_error or 'no answer'}"
 
 
 def _close(spool: Spool, result: SyncResult) -> SyncResult:

@@ -105,6 +105,29 @@ class Encoded(File):
         return self._sha256
 
 
+def as_numpy(data: Any):
+    """A numpy array of `data` (a tensor is moved to the CPU first); always a copy, since the caller
+    may change its buffer after logging."""
+    import numpy as np
+
+    if is_tensor(data):
+        data = data.detach().cpu().numpy()
+    return np.array(data)
+
+
+def plain(value: Any) -> Any:
+    """`value` with numpy arrays, numpy scalars and tensors turned into Python lists and numbers."""
+    if is_tensor(value):
+        value = value.detach().cpu().numpy()
+    if hasattr(value, "tolist") and type(value).__module__.startswith("numpy"):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
 def read_file(path: str | os.PathLike) -> bytes:
     with open(path, "rb") as f:
         return f.read()

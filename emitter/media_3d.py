@@ -17,8 +17,7 @@ from typing import Any
 
 from pulse.media_schema import EXTENSIONS, MIMES, POINTS_MIME, points_problem
 
-from .media import Encoded, read_media_file
-from .values import is_tensor
+from .media import Encoded, as_numpy, plain, read_media_file
 
 FILE_TYPES = {ending.lstrip("."): mime for ending, mime in EXTENSIONS.items() if mime in MIMES["object3d"]}
 
@@ -75,18 +74,10 @@ class Object3D(Encoded):
         return f"<Object3D {self.mime} {len(self._data):,} bytes>"
 
 
-def _array(data: Any):
-    import numpy as np
-
-    if is_tensor(data):
-        data = data.detach().cpu().numpy()
-    return np.asarray(data)
-
-
 def _points(data: Any) -> bytes:
     import numpy as np
 
-    a = _array(data)
+    a = as_numpy(data)
     if a.ndim != 2 or a.shape[1] not in (3, 4, 6) or a.dtype.kind not in "iuf":
         raise ValueError("a point cloud needs an N x 3 (x, y, z), N x 4 (x, y, z, category) or "
                          f"N x 6 (x, y, z, r, g, b) array of numbers; got shape {a.shape}, dtype {a.dtype}")
@@ -101,15 +92,5 @@ def _scene(scene: dict) -> bytes:
     doc = {"type": "lidar/beta"}
     for part in ("points", "boxes", "vectors"):
         value = scene.get(part, [])
-        doc[part] = value.tolist() if hasattr(value, "tolist") else [_plain(v) for v in value]
+        doc[part] = plain(value)
     return json.dumps(doc, separators=(",", ":")).encode("utf-8")
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value

@@ -20,20 +20,11 @@ import wave
 from fractions import Fraction
 from typing import Any
 
-from .media import Encoded, _to_uint8, read_file, read_media_file
-from .values import is_tensor
+from .media import Encoded, _to_uint8, as_numpy, read_file, read_media_file
 
 AUDIO_FORMATS = {"wav": "audio/wav", "flac": "audio/flac"}
 VIDEO_FORMATS = {"gif": "image/gif", "mp4": "video/mp4", "webm": "video/webm"}
 VIDEO_CODECS = {"mp4": ("libx264", "mp4"), "webm": ("libvpx-vp9", "webm")}
-
-
-def _numpy(data: Any):
-    import numpy as np
-
-    if is_tensor(data):
-        data = data.detach().cpu().numpy()
-    return np.array(data)  # a copy: the caller may reuse its buffer
 
 
 def require(module: str, package: str, what: str) -> Any:
@@ -74,7 +65,7 @@ class Audio(Encoded):
         if not sample_rate or int(sample_rate) != sample_rate or not 1 <= sample_rate <= 1_000_000:
             raise ValueError("Audio from an array needs sample_rate, a whole number of samples per second")
         self.sample_rate = int(sample_rate)
-        samples = _pcm(_numpy(data_or_path))
+        samples = _pcm(as_numpy(data_or_path))
         data = _wav(samples, self.sample_rate) if format == "wav" else _flac(samples, self.sample_rate)
         self._set(data, AUDIO_FORMATS[format], f"audio of {len(samples):,} samples")
         self.duration = len(samples) / self.sample_rate
@@ -150,7 +141,7 @@ class Video(Encoded):
         self.fps = fps or 4
         if not 0 < self.fps <= 1000:
             raise ValueError(f"fps must be in (0, 1000], not {fps}")
-        frames = _frames(_numpy(data_or_path), even=format != "gif")
+        frames = _frames(as_numpy(data_or_path), even=format != "gif")
         self.height, self.width = frames.shape[1:3]
         data = _gif(frames, self.fps) if format == "gif" else _encode_av(frames, self.fps, format)
         self._set(data, VIDEO_FORMATS[format], f"a video of {len(frames)} frames of {self.width}x{self.height}")

@@ -13,7 +13,7 @@ from typing import Any
 
 from pulse.media_schema import PLOTLY_MIME, plotly_problem
 
-from .media import Encoded, read_file
+from .media import Encoded, plain, read_file
 
 # What inject=True puts in the page's head: W&B links its stylesheet there; a self-hosted page links
 # nothing outside, so a few lines of style stand in for it, and links open outside the frame.
@@ -82,7 +82,7 @@ class Plotly(Encoded):
         if hasattr(figure, "to_json"):
             text = figure.to_json()  # plotly's own encoder: numpy arrays, dates, NaN
         elif isinstance(figure, dict):
-            text = json.dumps(figure, default=_plain)
+            text = json.dumps(plain(figure))
         else:
             raise ValueError(f"Plotly takes a plotly figure or its dict, not {type(figure).__name__}")
         if problem := plotly_problem(json.loads(text)):
@@ -91,9 +91,3 @@ class Plotly(Encoded):
 
     def __repr__(self) -> str:
         return f"<Plotly {len(self._data):,} bytes>"
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON")

@@ -18,7 +18,7 @@ from typing import Any
 
 from pulse.media_schema import PLOT_MIME, dumps, spec_problem
 
-from .media import File, Logged
+from .media import File, Logged, plain
 from .media_table import Table
 
 __all__ = ["CustomChart", "bar", "confusion_matrix", "histogram", "line", "line_series", "pr_curve",
@@ -79,8 +79,8 @@ def histogram(table: Table, value: str, title: str = "", split_table: bool = Fal
 def line_series(xs: Iterable[Any], ys: Iterable[Iterable[Any]], keys: Iterable[str] | None = None,
                 title: str = "", xname: str = "x", split_table: bool = False) -> CustomChart:
     """Several lines in one chart: `ys[i]` over `xs` (or over `xs[i]` when xs holds one list per line)."""
-    ys = [list(_plain(y)) for y in ys]
-    xs = list(_plain(xs))
+    ys = [list(plain(y)) for y in ys]
+    xs = list(plain(xs))
     per_line = bool(xs) and isinstance(xs[0], (list, tuple))
     keys = list(keys) if keys is not None else [f"key_{i}" for i in range(len(ys))]
     if len(keys) != len(ys):
@@ -107,8 +107,8 @@ def confusion_matrix(probs: Sequence[Sequence[float]] | None = None, y_true: Seq
         raise ValueError("Only one of `probs` or `preds` should be provided, not both.")
     if y_true is None or (probs is None and preds is None):
         raise ValueError("confusion_matrix needs y_true and one of preds or probs")
-    y_true = list(_plain(y_true))
-    preds = np.argmax(np.asarray(probs), axis=1).tolist() if probs is not None else list(_plain(preds))
+    y_true = list(plain(y_true))
+    preds = np.argmax(np.asarray(probs), axis=1).tolist() if probs is not None else list(plain(preds))
     if len(preds) != len(y_true):
         raise ValueError("The number of predictions and true labels must be equal.")
     if class_names is not None:
@@ -173,7 +173,7 @@ def _curve_inputs(y_true: Any, y_probas: Any, labels: list[str] | None, classes_
 
     if y_true is None or y_probas is None:
         raise ValueError("y_true and y_probas are both needed")
-    y_true, y_probas = np.asarray(_plain(y_true)), np.asarray(_plain(y_probas), dtype=np.float64)
+    y_true, y_probas = np.asarray(plain(y_true)), np.asarray(plain(y_probas), dtype=np.float64)
     if y_probas.ndim != 2 or len(y_probas) != len(y_true):
         raise ValueError(f"y_probas must be N x K for N = {len(y_true)} labels; got shape {y_probas.shape}")
     classes = np.unique(y_true)
@@ -186,9 +186,3 @@ def _curve_inputs(y_true: Any, y_probas: Any, labels: list[str] | None, classes_
         label = labels[int(value)] if labels is not None and np.issubdtype(classes.dtype, np.integer) else value
         plotted.append((int(i), label.item() if hasattr(label, "item") else label, value))
     return y_true, y_probas, plotted
-
-
-def _plain(values: Any) -> Any:
-    if hasattr(values, "detach"):
-        values = values.detach().cpu().numpy()
-    return values.tolist() if hasattr(values, "tolist") else values

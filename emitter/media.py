@@ -60,6 +60,7 @@ class File(Media):
     caption = ""
     width = 0
     height = 0
+    listable = True  # may be logged in a list under one key (`idx` = position); tables and plots not
 
     def _bytes(self) -> bytes:
         raise NotImplementedError
@@ -287,7 +288,7 @@ def split_media(values: dict, step: int, ts_us: int) -> list[Logged]:
         value = as_media(value)
         if isinstance(value, Media):
             found += value._logged()._records(key, step, ts_us, 0)
-        elif type(value) in (list, tuple) and value and all(isinstance(v, File) for v in value):
+        elif type(value) in (list, tuple) and value and all(isinstance(v, File) and v.listable for v in value):
             found += [Logged(key, step, ts_us, v, i) for i, v in enumerate(value)]
         else:
             continue

@@ -42,6 +42,7 @@ class Table(File):
 
     kind = "table"
     mime = TABLE_MIME
+    listable = False  # its cells' rows are numbered per table
 
     def __init__(self, columns: list[str] | None = None, data: list | None = None, rows: list | None = None,
                  dataframe: Any = None, dtype: Any = None, optional: bool | list[bool] = True,

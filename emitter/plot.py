@@ -30,6 +30,7 @@ class CustomChart(File):
 
     kind = "plot"
     mime = PLOT_MIME
+    listable = False
 
     def __init__(self, table: Table, spec: dict) -> None:
         self.table = table

@@ -331,3 +331,15 @@ def test_ingest_refuses_kinds_mimes_and_documents_outside_the_contract(ingest):
     assert set(stored) == {"table", "wav"}
     assert json.loads(blob(stored["table"]["uri"])) == table
     assert stored["table"]["sha256"].decode() == hashlib.sha256(dumps(table)).hexdigest()
+
+
+def test_lists_of_media_keep_their_order_and_a_list_of_tables_is_refused_by_name(emitter_env):
+    clips = [emitter.Audio(np.full(50, i, np.int16), sample_rate=8000, caption=str(i)) for i in range(3)]
+    table = emitter.Table(columns=["a"], data=[[1]])
+    run = emitter.init(project=project())
+    emitter.log({"clips": clips, "tables": [table, table], "ok": 1.0})
+    emitter.finish()
+    rows = media_rows(emitter_env, run.id)
+    assert [(r["key"], r["idx"], r["caption"]) for r in rows] == [("clips", i, str(i)) for i in range(3)]
+    assert [wav_samples(blob(r["uri"]))[0][0, 0] for r in rows] == [0, 1, 2]
+    assert "tables" in run.stats()["rejected_keys"]

@@ -25,7 +25,8 @@ from .checks import check_init
 from .config import Config
 from .console import console_setting
 from .media import Audio, Histogram, Html, Image, Object3D, Plotly, Table, Video, plot  # noqa: F401
-from .run import Run, end_run_on_sigterm, install_process_hooks, sweep_environment, sweep_project
+from .process_hooks import end_run_on_sigterm, install_process_hooks, sweep_environment, sweep_project
+from .run import Run
 from .settings import Settings
 from .summary import Summary
 from .transport import AuthError, RunBusy, check_access

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import atexit
-import json
 import logging
 import os
 import secrets
 import socket
-import sys
-import threading
 import time
 import urllib.parse
-import weakref
 from typing import Any
 
 from pulse.limits import MAX_STEP, batch_budget, key_problem, step_problem
@@ -24,6 +19,7 @@ from .closing import Outcome, closing_lines
 from .config import Config
 from .encode import Encoder, config_json
 from .media import split_media
+from .process_hooks import live_runs
 from .rejected import rejected_dir
 from .run_artifacts import finish_artifacts
 from .settings import Settings
@@ -38,7 +34,6 @@ _ADJECTIVES = ("brisk", "calm", "dainty", "eager", "fancy", "gentle", "happy", "
                "misty", "noble", "proud", "quiet", "rapid", "silent", "swift", "vivid", "wise", "young")
 _NOUNS = ("breeze", "brook", "cloud", "dawn", "dew", "field", "fire", "forest", "glade", "haze", "lake",
           "leaf", "meadow", "moon", "pine", "river", "sea", "sky", "star", "wave")
-_live_runs: weakref.WeakSet = weakref.WeakSet()
 
 
 def new_run_id() -> str:
@@ -111,7 +106,7 @@ class Run:
         if settings.system_interval > 0:
             self._monitor = SystemMonitor(self._enqueue, settings.system_interval).start()
         self._console = console.start(self)  # stdout/stderr teed to the run's `logs`
-        _live_runs.add(self)
+        live_runs.add(self)
 
     # -- the API --------------------------------------------------------------
 
@@ -256,7 +251,7 @@ class Run:
         delivered = self.transport.close(_left(deadline)) if self.transport else False
         finish_artifacts(self, _left(deadline))
         self.spool.close(remove_if_empty=True)
-        _live_runs.discard(self)
+        live_runs.discard(self)
         self._report(delivered, quiet)
 
     # -- internals ------------------------------------------------------------
@@ -350,71 +345,3 @@ def _as_dict(data: Any) -> dict:
         return dict(data)
     except (TypeError, ValueError):
         raise TypeError(f"log() takes a dict of metrics, not {type(data).__name__}") from None
-
-
-# -- process-wide hooks: exit, uncaught exceptions, fork ----------------------
-
-_hooks_lock = threading.Lock()
-_hooks_installed = False
-
-
-def install_process_hooks() -> None:
-    """End live runs at interpreter exit (finished, or failed with the uncaught exception)."""
-    global _hooks_installed
-    with _hooks_lock:
-        if _hooks_installed:
-            return
-        _hooks_installed = True
-    previous_excepthook = sys.excepthook
-    previous_exit = sys.exit
-
-    def excepthook(kind, value, tb):
-        for run in list(_live_runs):
-            run._exit = (1, f"{kind.__name__}: {value}")
-        previous_excepthook(kind, value, tb)
-
-    def exit_hook(code: Any = None):
-        number = code if isinstance(code, int) else (0 if code is None else 1)
-        for run in list(_live_runs):
-            if run._exit is None and number:
-                run._exit = (number, f"exit code {number}" + (f": {code}" if not isinstance(code, int) else ""))
-        previous_exit(code)
-
-    def at_exit():
-        for run in list(_live_runs):
-            run.finish()
-
-    def in_child():
-        for run in list(_live_runs):
-            run._after_fork_in_child()
-        _live_runs.clear()
-
-    sys.excepthook = excepthook
-    sys.exit = exit_hook
-    atexit.register(at_exit)
-    os.register_at_fork(after_in_child=in_child)
-
-
-def sweep_environment() -> tuple[str, str, dict[str, Any] | None]:
-    """(run id, sweep id, locked parameters) when started by a sweep agent."""
-    params = os.environ.get("PULSE_SWEEP_PARAMS")
-    return (os.environ.get("PULSE_RUN_ID", ""), os.environ.get("PULSE_SWEEP_ID", ""),
-            json.loads(params) if params else None)
-
-
-def sweep_project() -> str:
-    """The sweep's project, set by the agent (PULSE_PROJECT)."""
-    return os.environ.get("PULSE_PROJECT", "")
-
-
-def end_run_on_sigterm() -> None:
-    """Under a sweep agent, SIGTERM (a stop order) unwinds like Ctrl-C: the run flushes and ends `killed`."""
-    import signal
-
-    if threading.current_thread() is threading.main_thread() and \
-            signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _interrupt)
-
-
-def _interrupt(*_: Any) -> None:
-    raise KeyboardInterrupt("stopped by the sweep agent (SIGTERM)")

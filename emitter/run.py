@@ -287,6 +287,7 @@ class Run:
         b, t, spool = self._batcher, self.transport, self.spool
         dropped = dict(self.refusals.points)
         dropped["spool full"] = b.dropped_points
+        dropped["disk full"] = b.disk_dropped_points  # or a quota, or an I/O error: never written
         return Outcome(
             run_id=self.id, state=self._end_state, mode=self.mode, server=self.settings.server,
             url=self.url, spool_dir=spool.directory, rejected_dir=rejected_dir(spool.directory),

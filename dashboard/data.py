@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -57,6 +58,7 @@ class RunFilter:
     key: str = ""
     op: str = "="
     value: str = ""
+    deleted: bool = False  # True: only the runs deleted from the dashboard (to restore them)
 
     def parameters(self) -> dict[str, Any]:
         if self.op not in FILTER_OPS:
@@ -69,7 +71,7 @@ class RunFilter:
             number = float("nan")  # compares false with everything
         return {"text": self.text, "states": list(self.states), "tag": self.tag, "filter_field": self.field,
                 "filter_key": self.key, "filter_op": self.op, "filter_value": self.value,
-                "filter_number": number}
+                "filter_number": number, "deleted": self.deleted}
 
 
 @dataclass(frozen=True)
@@ -142,25 +144,73 @@ class Source:
             "summary_keys": list(summary_keys)}
         return self._run(queries.RUNS_PAGE, parameters)
 
-    def run_keys(self, project: str, field: str = "config", limit: int = 200) -> pa.Table:
-        """Top-level keys of the runs' `config` (or `summary`): key, runs (how many have it), type."""
+    def run_keys(self, project: str, field: str = "config", limit: int = 200, sample_runs: int = 2000,
+                 keys_per_run: int = 2000) -> pa.Table:
+        """Top-level keys of the runs' `config` (or `summary`): key, runs (how many have it), type; read
+        from the newest `sample_runs` runs, the first `keys_per_run` keys of each."""
         if field not in ("config", "summary"):
             raise ValueError(f"field must be 'config' or 'summary', not {field!r}")
-        return self._run(queries.RUN_KEYS, {"project": project, "field": field, "limit": int(limit)})
+        return self._run(queries.RUN_KEYS, {"project": project, "field": field, "limit": int(limit),
+                                            "sample_runs": int(sample_runs), "keys_per_run": int(keys_per_run)})
+
+    def metric_definitions(self, project: str, run_ids: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+        """define_metric definitions of the named runs (or the project's newest): name (or glob) ->
+        {step_metric, summary, goal, hidden}; the newest run's definition of a name wins."""
+        rows = self._run(queries.METRIC_DEFS, {"project": project, "run_ids": list(run_ids)}).to_pylist()
+        found: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            try:
+                definitions = json.loads(row["metric_defs"])
+            except ValueError:
+                continue
+            for name, definition in (definitions.items() if isinstance(definitions, dict) else ()):
+                if isinstance(definition, dict):
+                    found.setdefault(name, definition)
+        return found
 
     def tags(self, project: str) -> pa.Table:
         """tag, runs: the project's tags, most used first."""
         return self._run(queries.TAGS, {"project": project})
 
-    def states(self, project: str) -> pa.Table:
-        """state, runs: how many of the project's runs are in each state."""
-        return self._run(queries.STATES, {"project": project})
+    def states(self, project: str, deleted: bool = False) -> pa.Table:
+        """state, runs: how many of the project's runs (or of its deleted runs) are in each state."""
+        return self._run(queries.STATES, {"project": project, "deleted": deleted})
 
     def runs(self, project: str, run_ids: Sequence[str]) -> pa.Table:
         """The named runs, newest first, with config and summary as JSON text."""
         if not run_ids:
             return self._run(queries.RUNS_BY_ID, {"project": project, "run_ids": [""]}).slice(0, 0)
         return self._run(queries.RUNS_BY_ID, {"project": project, "run_ids": list(run_ids)})
+
+    def run_detail(self, project: str, run_id: str) -> pa.Table:
+        """One run with everything its page shows (RUN_COLUMNS, metadata, metric_defs); no rows if none."""
+        return self._run(queries.RUN_DETAIL, {"project": project, "run_id": run_id})
+
+    def console(self, project: str, run_id: str, limit: int = 500, offset: int = 0) -> pa.Table:
+        """ts, stream, line_no, text: the run's console lines, the last `limit` before the newest
+        `offset`, oldest first."""
+        return self._run(queries.CONSOLE, {"project": project, "run_id": run_id, "limit": int(limit),
+                                           "offset": int(offset)})
+
+    def console_lines(self, project: str, run_id: str) -> dict[str, int]:
+        """How many console lines the run has: {"lines": n, "stderr": n}."""
+        rows = self._run(queries.CONSOLE_LINES, {"project": project, "run_id": run_id}).to_pylist()
+        return rows[0] if rows else {"lines": 0, "stderr": 0}
+
+    def traceback(self, project: str, run_id: str) -> list[str]:
+        """The lines of the last Python traceback in the run's stderr ([] when none)."""
+        return self._run(queries.TRACEBACK, {"project": project, "run_id": run_id}).column("text").to_pylist()
+
+    def system_summary(self, project: str, run_id: str) -> pa.Table:
+        """key, device, mean, max, last, samples of every system key the run's monitor sampled."""
+        return self._run(queries.SYSTEM_SUMMARY, {"project": project, "run_id": run_id})
+
+    def run_artifacts(self, project: str, run_id: str) -> pa.Table | None:
+        """The artifact versions the run logged or used; None when the store has no artifact tables."""
+        tables = set(self._run(queries.ARTIFACT_TABLES, {}).column("name").to_pylist())
+        if tables != {"artifact_versions", "artifact_usage"}:
+            return None
+        return self._run(queries.RUN_ARTIFACTS, {"project": project, "run_id": run_id})
 
     # -- metrics -----------------------------------------------------------------------------------
 
@@ -170,6 +220,10 @@ class Source:
             return []
         table = self._run(queries.METRIC_KEYS, {"project": project, "run_ids": list(run_ids)})
         return table.column("key").to_pylist()
+
+    def run_progress(self, project: str, run_ids: Sequence[str]) -> pa.Table:
+        """run_id, last_step, points: how far each run has got."""
+        return self._run(queries.RUN_PROGRESS, {"project": project, "run_ids": list(run_ids) or [""]})
 
     def series(self, project: str, run_ids: Sequence[str], keys: Sequence[str] | str,
                buckets: int = 800) -> pa.Table:
@@ -240,9 +294,25 @@ class Source:
 
     # -- media ---------------------------------------------------------------------------------------
 
-    def media_keys(self, project: str, run_id: str) -> pa.Table:
-        """key, kind, items, steps (every step that logged the key)."""
-        return self._run(queries.MEDIA_KEYS, {"project": project, "run_id": run_id})
+    def media_keys(self, project: str, run_ids: Sequence[str] | str) -> pa.Table:
+        """key, kind, items, steps (every step that logged the key), runs (the runs that did)."""
+        run_ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)
+        return self._run(queries.MEDIA_KEYS, {"project": project, "run_ids": run_ids or [""]})
+
+    def media_at(self, project: str, run_ids: Sequence[str], key: str, step: int) -> pa.Table:
+        """run_id, step, idx, kind, uri, sha256, mime, width, height, caption: what each run logged under
+        `key` at its last step at or before `step`."""
+        return self._run(queries.MEDIA_AT, {"project": project, "run_ids": list(run_ids) or [""], "key": key,
+                                            "step": int(step)})
+
+    def user_histogram_keys(self, project: str, run_ids: Sequence[str]) -> pa.Table:
+        """key, steps, runs of the histograms users logged (not watch()'s gradients/ and parameters/)."""
+        return self._run(queries.USER_HISTOGRAM_KEYS, {"project": project, "run_ids": list(run_ids) or [""]})
+
+    def histograms_at(self, project: str, run_ids: Sequence[str], key: str, step: int) -> pa.Table:
+        """run_id, step, edges, counts: each run's histogram of `key` at its last step at or before `step`."""
+        return self._run(queries.HISTOGRAMS_AT, {"project": project, "run_ids": list(run_ids) or [""], "key": key,
+                                                 "step": int(step)})
 
     def media(self, project: str, run_id: str, key: str, step: int) -> pa.Table:
         """step, idx, kind, uri, sha256, mime, width, height, caption of one key at one step."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 # -- runs -------------------------------------------------------------------------------------------
 
-PROJECTS = "SELECT DISTINCT project FROM runs ORDER BY project"
+PROJECTS = "SELECT DISTINCT project FROM runs FINAL WHERE NOT deleted ORDER BY project"
 
 # When a run ended: its last heartbeat, which a finish sets to the time the run finished (the reaper
 # writes a crash later); still running means now.
@@ -23,8 +23,11 @@ dateDiff('millisecond', created_at, if(state = 'running', now64(6), heartbeat_at
 # functions refuse for the whole document; as values they become null.
 SUMMARY_JSON = r"replaceRegexpAll(summary, '([:\\[,]\\s*)-?(NaN|Infinity)(\\s*[,}\\]])', '\\1null\\3')"
 
+# Deleted runs (runs.deleted, a soft delete through the Runs service) are left out of every page unless
+# asked for: {deleted:Bool} lists only them (the Runs page's "deleted runs" view, to restore one).
 RUN_WHERE = """
 project = {project:String}
+AND deleted = {deleted:Bool}
 AND ({text:String} = '' OR positionCaseInsensitiveUTF8(
         concat(name, ' ', run_id, ' ', `group`, ' ', job_type, ' ', notes, ' ', arrayStringConcat(tags, ' ')),
         {text:String}) > 0)
@@ -58,7 +61,7 @@ JSONExtractFloat(filter_doc, {{filter_key:String}}) AS filter_number
 # that lack the sort key last whichever the direction.
 RUNS_PAGE = f"""
 SELECT run_id, name, `group`, job_type, tags, notes, sweep_id, toString(state) AS state, exit_code,
-       error, host, created_at, heartbeat_at, updated_at, duration_s,
+       error, host, created_at, heartbeat_at, updated_at, duration_s, deleted,
        arrayMap(k -> JSONExtractRaw(config, k), {{config_keys:Array(String)}}) AS config_values,
        arrayMap(k -> JSONExtractRaw(summary_json, k), {{summary_keys:Array(String)}}) AS summary_values,
        count() OVER () AS total
@@ -88,24 +91,49 @@ LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}}
 """
 
 # The keys of runs' config or summary across a project, most common first, with the JSON type most
-# runs give them, so the runs table can offer them as columns, filters and sort keys.
+# runs give them, so the runs table can offer them as columns, filters and sort keys. Bounded, so one
+# run with 20,000 keys or a project of 10,000 runs costs what a small one does: the newest
+# {sample_runs} runs, the first {keys_per_run} keys of each, every document parsed once
+# (JSONExtractKeysAndValuesRaw; asking JSONType per key parsed a document once per key), the type
+# read from the raw value's first character.
 RUN_KEYS = f"""
 SELECT key, count() AS runs, topK(1)(type)[1] AS type
 FROM (
-    SELECT arrayJoin(JSONExtractKeys(doc)) AS key, toString(JSONType(doc, key)) AS type
-    FROM (SELECT if({{field:String}} = 'summary', {SUMMARY_JSON}, config) AS doc
-          FROM runs FINAL WHERE project = {{project:String}})
+    SELECT kv.1 AS key, weight,
+           multiIf(startsWith(kv.2, char(123)), 'Object', startsWith(kv.2, '['), 'Array',
+                   startsWith(kv.2, '"'), 'String', kv.2 IN ('true', 'false'), 'Bool', kv.2 = 'null', 'Null',
+                   match(kv.2, '^-?[0-9]+$'), 'Int64', 'Double') AS type
+    FROM (
+        SELECT JSONExtractKeysAndValuesRaw(doc) AS kvs, 1 / greatest(length(kvs), 1) AS weight
+        FROM (SELECT if({{field:String}} = 'summary', {SUMMARY_JSON}, config) AS doc
+              FROM runs FINAL WHERE project = {{project:String}} AND NOT deleted
+              ORDER BY created_at DESC LIMIT {{sample_runs:UInt32}})
+    )
+    ARRAY JOIN arraySlice(kvs, 1, {{keys_per_run:UInt32}}) AS kv
 )
 WHERE NOT startsWith(key, '_')
 GROUP BY key
-ORDER BY runs DESC, key
+-- Among keys as common, those of runs with few keys first: one run's 20,000 probes rank below the
+-- handful of metrics every other run has.
+ORDER BY runs DESC, sum(weight) DESC, key
 LIMIT {{limit:UInt32}}
+"""
+
+# define_metric definitions ({name: {step_metric, summary, goal, hidden}}) of a project's newest runs
+# (or of the named runs), for the Runs page's default columns and the Charts page's x-axis.
+METRIC_DEFS = """
+SELECT run_id, metric_defs
+FROM runs FINAL
+WHERE project = {project:String} AND NOT deleted AND metric_defs NOT IN ('', '{}')
+  AND (empty({run_ids:Array(String)}) OR run_id IN {run_ids:Array(String)})
+ORDER BY created_at DESC
+LIMIT 200
 """
 
 TAGS = """
 SELECT arrayJoin(tags) AS tag, count() AS runs
 FROM runs FINAL
-WHERE project = {project:String}
+WHERE project = {project:String} AND NOT deleted
 GROUP BY tag
 ORDER BY runs DESC, tag
 LIMIT 500
@@ -114,14 +142,82 @@ LIMIT 500
 STATES = """
 SELECT toString(state) AS state, count() AS runs
 FROM runs FINAL
-WHERE project = {project:String}
+WHERE project = {project:String} AND deleted = {deleted:Bool}
 GROUP BY state
 ORDER BY runs DESC
 """
 
 RUN_COLUMNS = f"""
-run_id, name, `group`, job_type, tags, sweep_id, toString(state) AS state, exit_code, error, host,
-created_at, heartbeat_at, updated_at, {DURATION} AS duration_s, config, summary
+run_id, name, `group`, job_type, tags, notes, sweep_id, toString(state) AS state, exit_code, error, host,
+created_at, heartbeat_at, updated_at, {DURATION} AS duration_s, config, summary, deleted
+"""
+
+# One run, whole, for its page: what RUN_COLUMNS has plus its metadata and metric definitions.
+RUN_DETAIL = f"""
+SELECT {RUN_COLUMNS}, metadata, metric_defs
+FROM runs FINAL
+WHERE project = {{project:String}} AND run_id = {{run_id:String}}
+"""
+
+# A run's console output, its last {limit} lines before {before} (a line number; 0 = the end),
+# in order.
+CONSOLE = """
+SELECT ts, stream, line_no, text
+FROM (
+    SELECT ts, toString(stream) AS stream, line_no, text
+    FROM logs FINAL
+    WHERE project = {project:String} AND run_id = {run_id:String}
+    ORDER BY ts DESC, line_no DESC
+    LIMIT {limit:UInt32} OFFSET {offset:UInt32}
+)
+ORDER BY ts, line_no
+"""
+
+CONSOLE_LINES = """
+SELECT count() AS lines, countIf(stream = 'stderr') AS stderr
+FROM logs FINAL
+WHERE project = {project:String} AND run_id = {run_id:String}
+"""
+
+# The last traceback a run's stderr holds: the lines from its last "Traceback (most recent call
+# last):" on (at most 200), for the run page of a failed run.
+TRACEBACK = """
+WITH (SELECT max(tuple(ts, line_no)) FROM logs FINAL
+      WHERE project = {project:String} AND run_id = {run_id:String} AND stream = 'stderr'
+        AND startsWith(text, 'Traceback (most recent call last)')) AS start
+SELECT text
+FROM logs FINAL
+WHERE project = {project:String} AND run_id = {run_id:String} AND stream = 'stderr'
+  AND start IS NOT NULL AND tuple(ts, line_no) >= start
+ORDER BY ts, line_no
+LIMIT 200
+"""
+
+# Per system key and device: the mean, max and last value the monitor sampled for one run.
+SYSTEM_SUMMARY = """
+SELECT key, toString(device) AS device, avg(value) AS mean, max(value) AS max,
+       argMax(value, ts) AS last, count() AS samples
+FROM system_metrics
+WHERE project = {project:String} AND run_id = {run_id:String} AND isFinite(value)
+GROUP BY key, device
+ORDER BY key, device
+"""
+
+# Which of the artifact tables (another part of Pulse's schema, migrations 0100-0109) this store has.
+ARTIFACT_TABLES = """
+SELECT name FROM system.tables
+WHERE database = currentDatabase() AND name IN ('artifact_versions', 'artifact_usage')
+"""
+
+# The artifact versions a run logged (output) or used (input).
+RUN_ARTIFACTS = """
+SELECT toString(u.direction) AS direction, u.project AS artifact_project, u.name AS name, u.version AS version,
+       toString(v.type) AS type, v.size AS size, v.file_count AS files, v.digest AS digest, v.created_at AS created_at
+FROM (SELECT * FROM artifact_usage FINAL WHERE run_project = {project:String} AND run_id = {run_id:String}) AS u
+LEFT JOIN (SELECT project, name, version, type, size, file_count, digest, created_at FROM artifact_versions FINAL)
+    AS v ON u.project = v.project AND u.name = v.name AND u.version = v.version
+ORDER BY direction DESC, name, version
+LIMIT 500
 """
 
 RUNS_BY_ID = f"""
@@ -138,6 +234,15 @@ SELECT DISTINCT key
 FROM metrics
 WHERE project = {project:String} AND run_id IN {run_ids:Array(String)}
 ORDER BY key
+"""
+
+# How far each run has got: its last step and how many points it logged (all keys).
+RUN_PROGRESS = """
+SELECT run_id, max(step) AS last_step, count() AS points
+FROM metrics
+WHERE project = {project:String} AND run_id IN {run_ids:Array(String)}
+GROUP BY run_id
+ORDER BY run_id
 """
 
 # Series are cut into CHUNK-step chunks first when a chart bucket spans at least one chunk: ClickHouse
@@ -313,11 +418,32 @@ LIMIT {limit:UInt32}
 # -- media --------------------------------------------------------------------------------------------
 
 MEDIA_KEYS = """
-SELECT key, toString(any(kind)) AS kind, count() AS items, groupUniqArray(step) AS steps
+SELECT key, toString(any(kind)) AS kind, count() AS items, groupUniqArray(step) AS steps,
+       groupUniqArray(run_id) AS runs
 FROM media FINAL
-WHERE project = {project:String} AND run_id = {run_id:String}
+WHERE project = {project:String} AND run_id IN {run_ids:Array(String)}
 GROUP BY key
 ORDER BY key
+"""
+
+# The histograms a user logged (emitter.Histogram), not watch()'s gradients/ and parameters/.
+USER_HISTOGRAM_KEYS = """
+SELECT key, groupUniqArray(step) AS steps, groupUniqArray(run_id) AS runs
+FROM histograms
+WHERE project = {project:String} AND run_id IN {run_ids:Array(String)}
+  AND NOT startsWith(key, 'gradients/') AND NOT startsWith(key, 'parameters/')
+GROUP BY key
+ORDER BY key
+"""
+
+# Each run's histogram of `key` at the last step at or before {step}.
+HISTOGRAMS_AT = """
+SELECT run_id, max(h.step) AS at_step, argMax(bucket_edges, h.step) AS edges,
+       argMax(bucket_counts, h.step) AS counts
+FROM histograms AS h
+WHERE project = {project:String} AND run_id IN {run_ids:Array(String)} AND key = {key:String}
+  AND h.step <= {step:Int64}
+GROUP BY run_id
 """
 
 MEDIA = """
@@ -327,6 +453,21 @@ FROM media FINAL
 WHERE project = {project:String} AND run_id = {run_id:String} AND key = {key:String} AND step = {step:Int64}
 ORDER BY idx
 LIMIT 500
+"""
+
+# What each run logged under `key` at the last step at or before {step}: comparing runs at one step.
+MEDIA_AT = """
+SELECT run_id, step, idx, toString(kind) AS kind, uri, replaceAll(toString(sha256), char(0), '') AS sha256,
+       toString(mime) AS mime, width, height, caption
+FROM media FINAL
+WHERE project = {project:String} AND run_id IN {run_ids:Array(String)} AND key = {key:String}
+  AND (run_id, step) IN (
+      SELECT run_id, max(step) FROM media
+      WHERE project = {project:String} AND run_id IN {run_ids:Array(String)} AND key = {key:String}
+        AND step <= {step:Int64}
+      GROUP BY run_id)
+ORDER BY run_id, idx
+LIMIT 2000
 """
 
 # -- sweeps -------------------------------------------------------------------------------------------
@@ -345,7 +486,7 @@ FULL OUTER JOIN (
            countIf(state IN ('failed', 'crashed')) AS failed,
            min(created_at) AS first_run, max(created_at) AS last_run
     FROM runs FINAL
-    WHERE project = {project:String} AND sweep_id != ''
+    WHERE project = {project:String} AND sweep_id != '' AND NOT deleted
     GROUP BY sweep_id
 ) AS r ON s.sweep_id = r.sweep_id
 ORDER BY greatest(s.created_at, r.first_run) DESC, sweep_id
@@ -354,7 +495,7 @@ ORDER BY greatest(s.created_at, r.first_run) DESC, sweep_id
 SWEEP_RUNS = f"""
 SELECT {RUN_COLUMNS}
 FROM runs FINAL
-WHERE project = {{project:String}} AND sweep_id = {{sweep_id:String}}
+WHERE project = {{project:String}} AND sweep_id = {{sweep_id:String}} AND NOT deleted
 ORDER BY created_at, run_id
 LIMIT 20000
 """

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 import pandas as pd
 
@@ -19,22 +22,87 @@ ROW_TINTS = {"crashed": "background-color: rgba(214, 39, 40, 0.16)",
 SUMMARY_PREFERENCE = ("best", "min", "max", "last", "mean", "first")
 
 
-def runs_frame(page: pd.DataFrame, config_keys: Sequence[str], summary_keys: Sequence[str]) -> pd.DataFrame:
-    """One row per run: state, name, created, duration, tags, group, config.*, summary.*, run id."""
+# Keys watch() and the emitter write into summaries: never a default column.
+NOT_METRICS = ("grad_norm/", "param_norm/", "gradients/", "parameters/", "gradient_health", "_")
+LOSS = re.compile(r"loss|error|perplexity|ppl|mse|mae|rmse", re.IGNORECASE)
+SCORE = re.compile(r"acc|f1|auc|precision|recall|bleu|rouge|map|iou|dice|reward|score", re.IGNORECASE)
+SPLITS = ("val", "valid", "validation", "eval", "test", "train")
+# The name in a run link: runs_frame's names are links to the run page, shown as the text after '#'.
+LINK_NAME = r"#(.*)$"
+
+
+def run_link(project: str, run_id: str, name: str) -> str:
+    """The run page's address, with the name to show after '#' (read back by LINK_NAME)."""
+    return f"run?{urlencode({'project': project, 'run': run_id})}#{name or run_id}"
+
+
+def link_name(link: str) -> str:
+    """The name a run link shows."""
+    return link.partition("#")[2]
+
+
+def important_keys(summary_keys: pd.DataFrame, definitions: dict[str, dict]) -> list[str]:
+    """Summary keys by how much a user wants to see them: keys their `define_metric` gave a goal,
+    then a summary setting; then loss-like keys of validation, test and training; then scores
+    (accuracy...); then any other number. watch()'s and the emitter's own entries never."""
+    def definition(key: str) -> dict:
+        if isinstance(definitions.get(key), dict):
+            return definitions[key]
+        return next((d for name, d in definitions.items() if fnmatch.fnmatchcase(key, name) and isinstance(d, dict)),
+                    {})
+
+    ranked = []
+    for key, runs, kind in zip(summary_keys["key"], summary_keys["runs"], summary_keys["type"]):
+        if key.startswith(NOT_METRICS):
+            continue
+        found = definition(key)
+        split = key.split("/", 1)[0].lower() if "/" in key else ""
+        split_rank = SPLITS.index(split) if split in SPLITS else len(SPLITS)
+        if found.get("goal"):
+            score = 0
+        elif found.get("summary") and found.get("summary") != "none":
+            score = 1
+        elif kind not in ("Int64", "UInt64", "Double"):
+            continue
+        elif LOSS.search(key):
+            score = 2
+        elif SCORE.search(key):
+            score = 3
+        else:
+            score = 4
+        ranked.append((score, split_rank, -int(runs), key))
+    return [key for *_, key in sorted(ranked)]
+
+
+def runs_frame(page: pd.DataFrame, config_keys: Sequence[str], summary_keys: Sequence[str],
+               project: str = "") -> pd.DataFrame:
+    """One row per run: state, name (a link to its page), created, duration, tags, group, job type,
+    config.*, summary.*, sweep, host, notes, error, run id."""
+    names = page["name"].where(page["name"] != "", page["run_id"])
     table = pd.DataFrame({
         "state": page["state"],
-        "name": page["name"].where(page["name"] != "", page["run_id"]),
+        "name": [run_link(project, r, n) for r, n in zip(page["run_id"], names)],
         "created": pd.to_datetime(page["created_at"], utc=True).dt.tz_localize(None),
         "duration": [format_duration(s) for s in page["duration_s"]],
         "tags": [list(t) if t is not None else [] for t in page["tags"]],
         "group": page["group"],
+        "job_type": page["job_type"],
     })
     for i, key in enumerate(config_keys):
         table[f"config.{key}"] = _column([raw[i] if raw is not None else "" for raw in page["config_values"]])
     for i, key in enumerate(summary_keys):
         table[key] = _column([raw[i] if raw is not None else "" for raw in page["summary_values"]], summary=True)
+    table["sweep"] = page["sweep_id"]
+    table["host"] = page["host"]
+    table["notes"] = [first_line(n) for n in page["notes"]]
+    table["error"] = [first_line(e) for e in page["error"]]
     table["run id"] = page["run_id"]
     return table
+
+
+def first_line(text: str | None, limit: int = 200) -> str:
+    line = (text or "").strip().split("\n", 1)[0]
+    return line if len(line) <= limit else line[:limit - 1] + "…"
 
 
 def styled(table: pd.DataFrame):

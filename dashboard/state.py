@@ -27,6 +27,7 @@ import streamlit as st
 
 from dashboard.access import Access
 from dashboard.data import DataError, RunFilter, RunSort, Source
+from dashboard.edits import Editor
 
 LIVE_S = 2  # refresh period of pages showing running runs
 IDLE_S = 30  # how long anything else may be cached
@@ -120,6 +121,17 @@ def may_write(project: str | None = None) -> bool:
     if project is not None and granted.scoped and granted.project != project:
         return False
     return granted.may_write
+
+
+def editor() -> Editor:
+    """Writes (run edits, stopping sweeps) through the ingest with this session's key; check
+    `may_write` first."""
+    return Editor(source().server or "", session_key())
+
+
+def reread() -> None:
+    """After a write: the next reads go to the store, not the cache."""
+    st.session_state["refresh"] = st.session_state.get("refresh", 0) + 1
 
 
 def refresh_button() -> None:

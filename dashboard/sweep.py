@@ -17,7 +17,10 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-STATE_COLORS = {"finished": "#4e79a7", "running": "#59a14f", "killed": "#f28e2b", "failed": "#e15759",
+# A trial the sweep stopped (hyperband, a canceled sweep) ends its run `killed`; the page calls that
+# "stopped early" everywhere, tables, charts and counts alike.
+STOPPED = "stopped early"
+STATE_COLORS = {"finished": "#4e79a7", "running": "#59a14f", STOPPED: "#f28e2b", "failed": "#e15759",
                 "crashed": "#b07aa1"}
 LOG_SPAN = 100.0  # positive values spanning this factor or more are drawn on a log axis
 
@@ -93,7 +96,7 @@ def trials(runs: pd.DataFrame, params: list[str], metric: str, goal: str) -> pd.
     table = pd.DataFrame({
         "run_id": runs["run_id"].to_numpy(),
         "name": runs["name"].where(runs["name"] != "", runs["run_id"]).to_numpy(),
-        "state": runs["state"].to_numpy(),
+        "state": runs["state"].replace({"killed": STOPPED}).to_numpy(),
         "created_at": pd.to_datetime(runs["created_at"], utc=True).dt.tz_localize(None).to_numpy(),
         "objective": [objective_value(s.get(metric), goal) for s in summaries],
     })
@@ -151,7 +154,7 @@ def parallel_coordinates(table: pd.DataFrame, params: list[str], log_params: set
     x = alt.X("axis:N", sort=order, title=None, axis=alt.Axis(labelAngle=0, labelFontWeight="bold", orient="top",
                                                                labelLimit=160, domain=False, ticks=False))
     y = alt.Y("y:Q", axis=None, scale=alt.Scale(domain=[-0.04, 1.04]))
-    color = alt.Color("objective:Q", title=metric, scale=alt.Scale(scheme="viridis", reverse=goal == "minimize"))
+    color = alt.Color("objective:Q", title=metric, scale=robust_scale(table["objective"], goal))
     lines = alt.Chart(frame).mark_line(opacity=0.65, strokeWidth=1.6).encode(
         x=x, y=y, color=color, detail="trial:N",
         tooltip=[alt.Tooltip("trial:N"), alt.Tooltip("axis:N", title="axis"), alt.Tooltip("value:N"),
@@ -160,6 +163,18 @@ def parallel_coordinates(table: pd.DataFrame, params: list[str], log_params: set
     labels = alt.Chart(pd.DataFrame(ticks)).mark_text(align="left", dx=4, fontSize=10, color="#555").encode(
         x=alt.X("axis:N", sort=order), y=y, text="label:N")
     return alt.layer(rules, lines, labels).properties(height=340)
+
+
+def robust_scale(values: pd.Series, goal: str) -> alt.Scale:
+    """A colour scale over the 5th to 95th percentile of `values` (clamped beyond): two outliers no
+    longer squeeze every other trial into one colour."""
+    finite = pd.to_numeric(values, errors="coerce").replace([np.inf, -np.inf], np.nan).dropna()
+    scale = {"scheme": "viridis", "reverse": goal == "minimize"}
+    if len(finite) >= 5:
+        low, high = float(finite.quantile(0.05)), float(finite.quantile(0.95))
+        if high > low:
+            return alt.Scale(domain=[low, high], clamp=True, **scale)
+    return alt.Scale(**scale)
 
 
 def scatter(table: pd.DataFrame, param: str, log_x: bool, metric: str) -> alt.Chart:
@@ -216,7 +231,7 @@ def _state_color(legend: bool = True) -> alt.Color:
 
 def state_legend() -> str:
     """The state colours as one line of Streamlit markdown, for charts drawn without a legend."""
-    names = {"finished": "blue", "running": "green", "killed": "orange", "failed": "red", "crashed": "violet"}
+    names = {"finished": "blue", "running": "green", STOPPED: "orange", "failed": "red", "crashed": "violet"}
     return " ".join(f":{color}[●] {state}" for state, color in names.items())
 
 

@@ -5,8 +5,8 @@
      "packages": {"torch": "2.13.0", "numpy": "2.1.0"},
      "git": {"commit": "3f2a...", "dirty": true, "branch": "main", "remote": "git@..."}}
 
-Everything but git is cheap and read at once. Git is asked once, in a background thread with a
-short timeout, so `init()` never waits for it: the run's start (still in the queue) gets the
+Everything but git is cheap and read at once. Git is asked once per process (and directory), in a
+background thread with a short timeout, so `init()` never waits for it: the run's start (still in the queue) gets the
 git fields when they arrive before the sender encodes it, which is almost always (the sender's
 first batch goes out after its first interval); when git is slow or absent the run has none.
 Package versions are read only for packages the process has already imported.
@@ -34,6 +34,7 @@ PACKAGES = {"torch": "torch", "numpy": "numpy", "transformers": "transformers", 
             "timm": "timm", "torchvision": "torchvision", "xgboost": "xgboost", "lightgbm": "lightgbm",
             "emitter": "pulse-tracker"}
 MAX_COMMAND_CHARS = 4096
+_git_seen: dict[str, dict[str, Any]] = {}  # working directory -> what git said (once per process)
 
 
 def with_metadata(start: dict[str, Any]) -> dict[str, Any]:
@@ -43,10 +44,15 @@ def with_metadata(start: dict[str, Any]) -> dict[str, Any]:
     text, so whichever version the sender encodes is whole.
     """
     info = process_info(start.get("host") or socket.gethostname())
+    cwd = info["cwd"]
+    if cwd in _git_seen:  # a later run of this process, in the same directory: git was asked already
+        info["git"] = _git_seen[cwd]
+        start["metadata_json"] = json.dumps(info)
+        return start
     start["metadata_json"] = json.dumps(info)
 
     def ask_git() -> None:
-        found = git_info()
+        found = _git_seen[cwd] = git_info()
         if found:
             start["metadata_json"] = json.dumps({**info, "git": found})
 

@@ -15,7 +15,7 @@ from dashboard.health import gradient_flags, other_alerts
 from dashboard.heatmap import rebin
 from dashboard.importance import forest_importance, importance, rank_correlation
 from dashboard.lines import ema, nonfinite_summary, prepare
-from dashboard.runs_table import format_duration, runs_frame, summary_number
+from dashboard.runs_table import format_duration, important_keys, runs_frame, summary_number
 from dashboard.sweep import (
     flatten,
     is_log,
@@ -156,13 +156,27 @@ def test_runs_frame_keeps_numbers_numeric_and_formats_durations() -> None:
     page = pd.DataFrame({"state": ["running"], "name": [""], "run_id": ["r1"],
                          "created_at": [pd.Timestamp("2026-01-01", tz="UTC")], "duration_s": [3725.0],
                          "tags": [["a"]], "group": [""], "config_values": [["0.1", '"adam"']],
-                         "summary_values": [['{"min": 0.2, "last": 0.3}']]})
-    table = runs_frame(page, ["lr", "opt"], ["loss"])
-    assert table["name"][0] == "r1" and table["duration"][0] == "1h 02m"
+                         "summary_values": [['{"min": 0.2, "last": 0.3}']], "job_type": ["train"],
+                         "sweep_id": [""], "host": ["gpu-1"], "notes": ["first line\nsecond"],
+                         "error": ["RuntimeError: boom\nmore"]})
+    table = runs_frame(page, ["lr", "opt"], ["loss"], project="p q")
+    assert table["name"][0] == "run?project=p+q&run=r1#r1" and table["duration"][0] == "1h 02m"
+    assert (table["notes"][0], table["error"][0], table["host"][0]) == ("first line", "RuntimeError: boom", "gpu-1")
     assert table["config.lr"].dtype == "float64" and table["config.opt"][0] == "adam"
     assert table["loss"][0] == 0.2  # a define_metric summary shows its best part
     assert [format_duration(s) for s in (5, 65, 90000, 200000, -1)] == ["5s", "1m 05s", "25h 00m", "2d 07h", ""]
     assert summary_number(True) is None and summary_number({"last": 2}) == 2.0
+
+
+def test_default_summary_columns_are_the_metrics_users_care_about() -> None:
+    keys = pd.DataFrame({"key": ["a_extra", "grad_norm/fc.weight", "probe/001", "train/acc", "train/loss", "val/acc",
+                                 "val/loss", "best", "gradient_health", "note"],
+                         "runs": [9, 9, 1, 5, 5, 5, 5, 2, 9, 9],
+                         "type": ["Double", "Double", "Int64", "Double", "Double", "Double", "Double", "Object",
+                                  "Object", "String"]})
+    definitions = {"best": {"summary": "max", "goal": "maximize"}, "val/*": {"step_metric": "epoch"}}
+    assert important_keys(keys, definitions) == ["best", "val/loss", "train/loss", "val/acc", "train/acc",
+                                                 "a_extra", "probe/001"]
 
 
 def test_sweep_helpers_read_wandb_configs() -> None:

@@ -17,6 +17,7 @@ from dashboard_stack import LiveRun, shared_stack
 from test_dashboard_seed import HOSTILE_KEY, HOSTILE_RUN
 
 from conftest import ROOT, free_port
+from dashboard.runs_table import link_name
 
 APP = ROOT / "dashboard" / "app.py"
 # The workplace's headless-browser tool, in shared/ beside the checkout (PAGE_CHECK overrides).
@@ -67,6 +68,11 @@ def plain(text: str) -> str:
     return text.replace("\\", "")
 
 
+def names(table):
+    """The run names a runs table shows (its name column holds links to the run pages)."""
+    return table["name"].map(link_name)
+
+
 def titles(at) -> list[str]:
     found = []
     for spec in specs(at):
@@ -84,8 +90,11 @@ def test_runs_page_lists_runs_with_states_and_links(monkeypatch, seeded_stack) -
     assert at.header[0].value == f"Runs · {seeded.project}"
     table = at.dataframe[0].value
     assert len(table) == len(seeded.runs) - 1
-    assert dict(zip(table["name"], table["state"]))["gamma-crashed"] == "crashed"
-    assert {"config.lr", "config.batch_size", "val_loss", "run id"} <= set(table.columns)
+    assert dict(zip(names(table), table["state"]))["gamma-crashed"] == "crashed"
+    assert {"config.lr", "config.batch_size", "val_loss", "run id", "notes", "error", "host", "sweep",
+            "job_type"} <= set(table.columns)
+    gamma = table[names(table) == "gamma-crashed"].iloc[0]
+    assert gamma["name"].startswith("run?") and f"run={seeded.runs['gamma-crashed']}" in gamma["name"]
     assert "Runs 1–22 of 22" in at.caption[0].value
 
 
@@ -93,15 +102,15 @@ def test_runs_page_filters_and_sorts_from_widgets_and_the_url(monkeypatch, seede
     stack, seeded = seeded_stack
     at = app(monkeypatch, stack.address, project=seeded.project, state="failed,crashed", sort="name",
              order="asc")
-    assert list(at.dataframe[0].value["name"]) == ["beta", "gamma-crashed", "trial-08"]
+    assert list(names(at.dataframe[0].value)) == ["beta", "gamma-crashed", "trial-08"]
     at.multiselect(key="url:state").set_value([]).run()
     at.text_input(key="url:q").input("trial-1").run()
-    assert list(at.dataframe[0].value["name"]) == [f"trial-{i}" for i in range(10, 19)]
+    assert list(names(at.dataframe[0].value)) == [f"trial-{i}" for i in range(10, 19)]
     assert at.query_params["q"] == "trial-1" and "state" not in at.query_params
     at.selectbox(key="url:where").set_value("config.lr").run()
     at.selectbox(key="url:op").set_value(">=").run()
     at.text_input(key="url:value").input("0.3").run()
-    assert set(at.dataframe[0].value["name"]) == {"trial-10", "trial-13"}
+    assert set(names(at.dataframe[0].value)) == {"trial-10", "trial-13"}
 
 
 def test_runs_page_pages_through_many_runs(monkeypatch, seeded_stack) -> None:
@@ -116,7 +125,7 @@ def test_runs_page_of_a_hostile_project_from_the_url(monkeypatch, seeded_stack) 
     stack, seeded = seeded_stack
     at = app(monkeypatch, stack.address, project=seeded.hostile_project)
     assert at.sidebar.selectbox[0].value == seeded.hostile_project
-    assert list(at.dataframe[0].value["name"]) == [HOSTILE_RUN]
+    assert list(names(at.dataframe[0].value)) == [HOSTILE_RUN]
 
 
 def test_a_store_error_is_a_message(monkeypatch) -> None:
@@ -132,13 +141,13 @@ def test_charts_page_draws_one_chart_per_key_grouped_by_prefix(monkeypatch, seed
     ids = [seeded.runs["alpha"], seeded.runs["beta"]]
     at = app(monkeypatch, stack.address, "charts", project=seeded.project, runs=",".join(ids))
     assert sorted(at.sidebar.multiselect[0].value) == sorted(ids)
-    assert titles(at) == ["lr", "Test/acc", "Test/loss", "Train/acc", "Train/loss"]
-    assert [s.value for s in at.subheader] == ["Metrics", "Test", "Train"]
-    loss = specs(at)[-1]
+    assert titles(at) == ["lr", "Train/acc", "Train/loss", "Test/acc", "Test/loss"]  # training before test
+    assert [s.value for s in at.subheader] == ["Metrics", "Train", "Test"]
+    loss = specs(at)[2]
     marks = [layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"] for layer in loss["layer"]]
     assert marks == ["area", "line", "rule", "point"]  # the min–max band, the line, NaN/Inf marks
     assert any("beta: 2 NaN, 1 +Inf" in plain(c.value) for c in at.caption)
-    drawn = rows(at.get("vega_lite_chart")[-1])
+    drawn = rows(at.get("vega_lite_chart")[2])
     assert max(r["max"] for r in drawn if r["max"] is not None) == 1e6  # the spike survives downsampling
     assert {r["series"] for r in drawn} == {"alpha", "beta"}
 
@@ -251,7 +260,7 @@ def test_sweeps_page_analyses_a_sweep_without_its_sweeps_row(monkeypatch, seeded
 def test_sql_page_runs_the_query_in_the_url_once_run_is_pressed_and_charts_it(monkeypatch, seeded_stack) -> None:
     stack, seeded = seeded_stack
     query = ("SELECT name, JSONExtractFloat(summary, 'val_loss') AS val_loss FROM runs FINAL "
-             "WHERE sweep_id != '' ORDER BY name")
+             "WHERE sweep_id != '' AND startsWith(name, 'trial-') ORDER BY name")
     at = app(monkeypatch, stack.address, "sql", sql=query)
     assert at.text_area[0].value == query
     assert not at.dataframe and "press **Run**" in at.info[0].value  # a link alone runs nothing

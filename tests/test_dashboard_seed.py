@@ -113,7 +113,8 @@ class RunBatches:
 # -- what is seeded -----------------------------------------------------------------------------------
 
 
-def seed(address: str, tag: str = "") -> Seeded:
+def seed(address: str, tag: str = "", emitter_runs: bool = True) -> Seeded:
+    """Everything above, through `address`; with `emitter_runs`, the trainers write the workspace too."""
     tag = tag or uuid.uuid4().hex[:8]
     seeded = Seeded(project=f"dash-{tag}", hostile_project=f"{HOSTILE_PROJECT_PREFIX}{tag}")
     now = time.time_ns() // 1000
@@ -134,9 +135,11 @@ def seed(address: str, tag: str = "") -> Seeded:
     # Each stream waits for its batches' commits (one flush each): send the runs side by side, while
     # the trainer subprocesses write the workspace project.
     with ThreadPoolExecutor(len(everything) + 1) as pool:
-        trainers = pool.submit(emitted, address, seeded.workspace, tempfile.mkdtemp(prefix="pulse-trainers-"))
+        trainers = pool.submit(emitted, address, seeded.workspace, tempfile.mkdtemp(prefix="pulse-trainers-")) \
+            if emitter_runs else None
         list(pool.map(lambda run: run.send(address, allow_rejected=("media",)), everything))
-        seeded.ws_runs, seeded.ws_sweep_id = trainers.result()
+        if trainers is not None:
+            seeded.ws_runs, seeded.ws_sweep_id = trainers.result()
     for run in everything:
         seeded.runs[run.batches[0].events[0].start.name] = run.run_id
     return seeded

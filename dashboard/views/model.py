@@ -110,13 +110,15 @@ def _heatmaps(project: str, run_id: str, histogram_keys: pd.DataFrame, flagged: 
         st.info("No histograms: `emitter.watch(model, log=\"all\")` logs gradient and weight histograms.")
         return
     kinds = [k for k in HISTOGRAM_KINDS if any(key.startswith(f"{k}/") for key in histogram_keys["key"])]
-    kinds = kinds or ["other"]
+    own = [key for key in histogram_keys["key"] if not key.startswith(tuple(f"{k}/" for k in HISTOGRAM_KINDS))]
+    if own:  # the user's emitter.Histogram keys, beside watch()'s
+        kinds.append("other")
     kind_col, param_col = st.columns([3, 9])
-    kind = kind_col.segmented_control("Of", kinds, format_func=lambda k: HISTOGRAM_KINDS.get(k, "Histograms"),
+    kind = kind_col.segmented_control("Of", kinds, format_func=lambda k: HISTOGRAM_KINDS.get(k, "Yours"),
                                       key=url_key("hist", kinds[0], kinds)) or kinds[0]
     to_url("hist", kind, kinds[0])
     prefix = f"{kind}/" if kind in HISTOGRAM_KINDS else ""
-    keys = [k for k in histogram_keys["key"] if k.startswith(prefix)] if prefix else list(histogram_keys["key"])
+    keys = [k for k in histogram_keys["key"] if k.startswith(prefix)] if prefix else own
     params = [k.removeprefix(prefix) for k in keys]
     ranked = sorted(params, key=lambda p: (p not in flagged, params.index(p)))
     chosen = param_col.multiselect("Parameters", params, key=url_key("params", ranked[:DEFAULT_HEATMAPS], params))

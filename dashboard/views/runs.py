@@ -1,12 +1,28 @@
-"""/runs: every run of a project, filtered, sorted and paged in ClickHouse; pick runs to compare."""
+"""/runs: every run of a project, filtered, sorted and paged in ClickHouse; pick runs to compare, open
+one (every name links to its run page), delete and restore runs with a write key."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import streamlit as st
 
 from dashboard.data import FILTER_OPS, RunFilter, RunSort
-from dashboard.runs_table import runs_frame, styled
-from dashboard.state import any_running, page_link, project_picker, read, refresh_button, to_url, url_key
+from dashboard.edits import EditError
+from dashboard.runs_table import LINK_NAME, important_keys, runs_frame, styled
+from dashboard.state import (
+    any_running,
+    editor,
+    may_write,
+    md,
+    page_link,
+    project_picker,
+    read,
+    refresh_button,
+    reread,
+    to_url,
+    url_key,
+)
 
 PAGE_SIZES = [25, 50, 100, 200]
 FIXED_SORTS = {"created": "Created", "updated": "Last heartbeat", "name": "Name", "state": "State",
@@ -22,15 +38,18 @@ def main() -> None:
     if project is None:
         return
     st.header(f"Runs · {project}", anchor=False)
-    states = read("states", project).to_pandas()
+    deleted = st.toggle("Deleted runs", key=url_key("deleted", False),
+                        help="Runs deleted from the dashboard: kept in the store, hidden everywhere else")
+    to_url("deleted", deleted, False)
+    states = read("states", project, deleted).to_pandas()
     if states.empty:
-        st.info(f"Project {project!r} has no runs yet.")
+        st.info("No deleted runs." if deleted else f"Project {project!r} has no runs yet.")
         return
     config_keys = read("run_keys", project, "config").to_pandas()
     summary_keys = read("run_keys", project, "summary").to_pandas()
-    where = _filters(project, states, config_keys, summary_keys)
+    where = replace(_filters(project, states, config_keys, summary_keys), deleted=deleted)
     sort = _sort(config_keys, summary_keys)
-    config_columns, summary_columns = _columns(config_keys, summary_keys)
+    config_columns, summary_columns = _columns(config_keys, summary_keys, read("metric_definitions", project))
     size_key = url_key("size", 50, PAGE_SIZES)
     page_key = url_key("page", 1)
     # Probe the first page to learn whether anything on it is live; the fragment redraws itself.
@@ -79,10 +98,10 @@ def _sort(config_keys, summary_keys) -> RunSort:
     return RunSort(by=field if key else by, key=key, descending=order == "desc")
 
 
-def _columns(config_keys, summary_keys) -> tuple[list[str], list[str]]:
+def _columns(config_keys, summary_keys, definitions: dict) -> tuple[list[str], list[str]]:
     scalar = ("Int64", "UInt64", "Double", "String", "Bool")
     config_default = [k for k, t in zip(config_keys["key"], config_keys["type"]) if t in scalar]
-    summary_default = [k for k, t in zip(summary_keys["key"], summary_keys["type"]) if t in scalar[:3]]
+    summary_default = important_keys(summary_keys, definitions)
     with st.expander("Columns"):
         config_options, summary_options = list(config_keys["key"]), list(summary_keys["key"])
         config = st.multiselect("Config columns", config_options,
@@ -105,16 +124,21 @@ def _table(project: str, where: RunFilter, sort: RunSort, config_columns: list[s
         st.info("No run matches these filters." if page_number == 1 else "No runs on this page.")
         if page_number == 1:
             return
-    table = runs_frame(page, config_columns, summary_columns)
+    table = runs_frame(page, config_columns, summary_columns, project)
     selection = st.dataframe(
-        styled(table), hide_index=True, on_select="rerun", selection_mode="multi-row", key=f"runs-table-{project}",
+        styled(table), hide_index=True, on_select="rerun", selection_mode="multi-row",
+        key=f"runs-table-{project}-{where.deleted}", width="stretch",
         height=min(38 + 35 * len(table), 38 + 35 * 20),
         column_config={
             "state": st.column_config.TextColumn("state", width="small"),
-            "name": st.column_config.TextColumn("name", width="medium"),
+            "name": st.column_config.LinkColumn("name", width="medium", display_text=LINK_NAME,
+                                                help="Opens the run's page"),
             "created": st.column_config.DatetimeColumn("created (UTC)", format="YYYY-MM-DD HH:mm:ss"),
             "duration": st.column_config.TextColumn("duration", width="small"),
             "tags": st.column_config.ListColumn("tags"),
+            "job_type": st.column_config.TextColumn("job type", width="small"),
+            "notes": st.column_config.TextColumn("notes", width="medium"),
+            "error": st.column_config.TextColumn("error", width="medium"),
             **{f"config.{k}": st.column_config.Column(f"config.{k}") for k in config_columns},
         })
     chosen = [page["run_id"].iloc[i] for i in selection.selection.rows if i < len(page)]
@@ -128,6 +152,8 @@ def _table(project: str, where: RunFilter, sort: RunSort, config_columns: list[s
     to_url("size", st.session_state[size_key], 50)
     to_url("page", st.session_state[page_key], 1)
     _open(chosen)
+    if chosen and may_write(project):
+        _delete_or_restore(project, chosen, where.deleted)
 
 
 def _open(chosen: list[str]) -> None:
@@ -136,13 +162,33 @@ def _open(chosen: list[str]) -> None:
     columns = st.columns(5)
     single = chosen[:1]
     with columns[0]:
-        _link("views/charts.py", "Compare on Charts", ":material/show_chart:", chosen, "runs")
+        _link("views/run.py", "Run page", ":material/article:", single, "run")
     with columns[1]:
-        _link("views/system.py", "System", ":material/memory:", chosen, "runs")
+        _link("views/charts.py", "Compare on Charts", ":material/show_chart:", chosen, "runs")
     with columns[2]:
-        _link("views/model.py", "Model", ":material/hub:", single, "run")
+        _link("views/system.py", "System", ":material/memory:", chosen, "runs")
     with columns[3]:
-        _link("views/media.py", "Media", ":material/image:", single, "run")
+        _link("views/model.py", "Model", ":material/hub:", single, "run")
+    with columns[4]:
+        _link("views/media.py", "Media", ":material/image:", chosen, "runs")
+
+
+def _delete_or_restore(project: str, chosen: list[str], deleted: bool) -> None:
+    """Soft-delete the ticked runs (or, among deleted runs, restore them) through the ingest."""
+    label = f"Restore {len(chosen)} run{'s' if len(chosen) > 1 else ''}" if deleted else \
+        f"Delete {len(chosen)} run{'s' if len(chosen) > 1 else ''}"
+    if not st.button(label, icon=":material/restore_from_trash:" if deleted else ":material/delete:",
+                     help="Deleted runs are hidden everywhere and kept; restore them from 'Deleted runs'"):
+        return
+    change = editor().restore if deleted else editor().delete
+    try:
+        for run_id in chosen:
+            change(project, run_id)
+    except EditError as exc:
+        st.error(f"The ingest refused: {md(str(exc))}")
+        return
+    reread()
+    st.rerun()
 
 
 def _link(page: str, label: str, icon: str, runs: list[str], param_name: str) -> None:

@@ -8,9 +8,12 @@ from urllib.parse import urlencode
 import pandas as pd
 import streamlit as st
 
+from dashboard.edits import EditError
 from dashboard.importance import importance
-from dashboard.state import md, param, project_picker, read, refresh_button, set_params
+from dashboard.runs_table import LINK_NAME, run_link
+from dashboard.state import editor, may_write, md, param, project_picker, read, refresh_button, reread, set_params
 from dashboard.sweep import (
+    STOPPED,
     best_so_far,
     is_log,
     metric_names,
@@ -51,6 +54,8 @@ def main() -> None:
     set_params(sweep=chosen)
     row = sweeps[sweeps["sweep_id"] == chosen].iloc[0]
     live = bool(row["running"])
+    if may_write(project) and (row["state"] or "running") == "running":
+        _stop_buttons(chosen)
     st.fragment(run_every=LIVE_REFRESH_S if live else None)(_sweep)(project, chosen, row["config_json"], live)
 
 
@@ -113,27 +118,49 @@ def _sweep(project: str, sweep_id: str, config: dict, live: bool) -> None:
     st.altair_chart(objective_over_time(table, metric, goal), width="stretch")
 
 
+def _stop_buttons(sweep_id: str) -> None:
+    """Stop the sweep (no new trials) or cancel it (running trials are stopped too) through the ingest."""
+    stop_col, cancel_col, _ = st.columns([2, 3, 5])
+    stop = stop_col.button("Stop sweep", icon=":material/stop_circle:", help="No new trials; running trials finish")
+    cancel = cancel_col.button("Stop sweep and its trials", icon=":material/cancel:",
+                               help="No new trials, and the running ones are stopped (they end stopped early)")
+    if not (stop or cancel):
+        return
+    try:
+        editor().stop_sweep(sweep_id, cancel=cancel)
+    except EditError as exc:
+        st.error(f"The ingest refused: {md(str(exc))}")
+        return
+    reread()
+    st.rerun()
+
+
 def _headline(table: pd.DataFrame, metric: str, goal: str) -> None:
     states = table["state"].value_counts()
     best = best_so_far(table, goal).dropna()
-    cells = st.columns(6)
+    # The best value gets room of its own: in a sixth of the page it was cut to "0.033…".
+    counts, best_col = st.columns([5, 2])
+    cells = counts.columns(5)
     cells[0].metric("Trials", len(table))
     cells[1].metric("Finished", int(states.get("finished", 0)))
     cells[2].metric("Running", int(states.get("running", 0)))
-    cells[3].metric("Stopped early", int(states.get("killed", 0)))
+    cells[3].metric(STOPPED.capitalize(), int(states.get(STOPPED, 0)))
     cells[4].metric("Failed", int(states.get("failed", 0) + states.get("crashed", 0)))
-    cells[5].metric(f"Best {metric} ({goal[:3]})", f"{best.iloc[-1]:.5g}" if not best.empty else "—")
+    best_col.metric(f"Best {metric} ({goal[:3]})", f"{best.iloc[-1]:.5g}" if not best.empty else "—",
+                    help=f"The {'lowest' if goal != 'maximize' else 'highest'} {metric} of any trial")
 
 
 def _best_runs(project: str, scored: pd.DataFrame, params: list[str], metric: str, goal: str) -> None:
     st.subheader("Best runs", anchor=False)
     best = scored.sort_values("objective", ascending=goal != "maximize").head(BEST_RUNS)
     table = best[["name", "state", "objective", *params]].rename(columns={"objective": metric})
-    table.insert(0, "open", [f"charts?{urlencode({'project': project, 'run': r})}" for r in best["run_id"]])
+    table["name"] = [run_link(project, r, n) for r, n in zip(best["run_id"], best["name"])]
+    table.insert(1, "charts", [f"charts?{urlencode({'project': project, 'run': r})}" for r in best["run_id"]])
     numbers = {p: st.column_config.NumberColumn(p, format="%.4g") for p in params
                if pd.api.types.is_float_dtype(table[p])}
     st.dataframe(table, hide_index=True, width="stretch", column_config={
-        **numbers, "open": st.column_config.LinkColumn("charts", display_text="open ↗", width="small"),
+        **numbers, "name": st.column_config.LinkColumn("run", display_text=LINK_NAME),
+        "charts": st.column_config.LinkColumn("charts", display_text="open ↗", width="small"),
         metric: st.column_config.NumberColumn(metric, format="%.5g")})
 
 

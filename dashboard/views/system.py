@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -18,19 +19,9 @@ from dashboard.state import (
     to_url,
     url_key,
 )
+from dashboard.system_keys import SECTIONS, TITLES, is_percent, title
 
 BUCKETS = 500
-SECTIONS = {"gpu": "GPU", "cpu": "CPU", "mem": "Memory", "disk": "Disk", "net": "Network", "proc": "Process"}
-TITLES = {
-    "gpu.util": "GPU utilisation (%)", "gpu.mem_used_mb": "GPU memory used (MB)",
-    "gpu.mem_total_mb": "GPU memory total (MB)", "gpu.mem_percent": "GPU memory (%)",
-    "gpu.power_w": "GPU power (W)", "gpu.power_limit_w": "GPU power limit (W)", "gpu.temp_c": "GPU temperature (°C)",
-    "gpu.sm_clock_mhz": "GPU SM clock (MHz)", "gpu.proc_mem_mb": "GPU memory of this process (MB)",
-    "cpu.percent": "CPU (%)", "proc.cpu.percent": "Process CPU (%)", "proc.threads": "Process threads",
-    "proc.rss_mb": "Process memory RSS (MB)", "mem.percent": "System memory (%)",
-    "disk.read_mb_s": "Disk read (MB/s)", "disk.write_mb_s": "Disk write (MB/s)",
-    "net.sent_mb_s": "Network sent (MB/s)", "net.recv_mb_s": "Network received (MB/s)",
-}
 X_OPTIONS = {"relative": "Relative time", "wall": "Wall time"}
 
 
@@ -83,12 +74,21 @@ def _draw(points: pd.DataFrame, runs: pd.DataFrame, run_ids: list[str], keys: li
                 if rows.empty:
                     continue
                 frame, x_title = prepare(rows, rows["series"], x_mode, rows["run_id"].map(starts))
-                title = TITLES.get(key, key)
-                st.altair_chart(line_chart(frame, title, domain, x_title, x_mode, band=True, height=200),
-                                width="stretch")
+                st.altair_chart(line_chart(frame, title(key), domain, x_title, x_mode, band=True, height=200,
+                                           y_scale=y_scale(key, frame)), width="stretch")
                 flagged = nonfinite_summary(frame)
                 if flagged:
                     st.caption(f":red[▼ non-finite values: {md(flagged)}]")
+
+
+def y_scale(key: str, frame: pd.DataFrame) -> alt.Scale:
+    """Percentages on 0–100 and other readings from 0, so 99.6–100 % CPU reads as full, not as a crash;
+    only a series that goes below 0 gets an axis fitted to it."""
+    if is_percent(key):
+        high = frame["max"].max()
+        return alt.Scale(domain=[0, max(100.0, float(high)) if pd.notna(high) else 100.0])
+    low = frame["min"].min()
+    return alt.Scale(zero=not (pd.notna(low) and low < 0))
 
 
 def sections(keys: list[str]) -> dict[str, list[str]]:

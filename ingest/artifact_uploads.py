@@ -74,12 +74,18 @@ class Partial:
         self.resumed_at = self.length
 
     def write(self, data: bytes) -> None:
+        """Append `data` to the file (the running hash is `hash`'s: the two may run at once, both free the GIL)."""
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)
             view = view[written:]
+
+    def hash(self, data: bytes) -> None:
         self._hash.update(data)
-        self.length += len(data)
+
+    def wrote(self, n: int) -> None:
+        """`write` and `hash` of n bytes are both done."""
+        self.length += n
 
     def verify(self) -> bool:
         """Whole and hashing to its name: fsynced, True. Otherwise the bytes are dropped, False."""

@@ -123,3 +123,22 @@ def manifest_digest(entries: Iterable[Entry]) -> str:
 def parse_version(ref: str) -> int | None:
     """3 for "v3"; None for an alias."""
     return int(ref[1:]) if _VERSION.fullmatch(ref) else None
+
+
+CHUNK_DATA_TAG = bytes([5 << 3 | 2])  # BlobChunk.data: field 5, length-delimited (proto/pulse/v1/artifacts.proto)
+
+
+def with_chunk_data(header: bytes, data: bytes) -> bytes:
+    """A serialized BlobChunk: `header` (its other fields, serialized) followed by `data` as field 5.
+
+    Protobuf would copy a 4 MiB chunk three times (into the message, out of it, into the
+    result); this is one copy, which is a tenth of an upload's CPU.
+    """
+    n, length = len(data), bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        length.append(byte | (0x80 if n else 0))
+        if not n:
+            break
+    return b"".join((header, CHUNK_DATA_TAG, length, data))
+

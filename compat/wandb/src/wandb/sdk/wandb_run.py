@@ -165,12 +165,21 @@ class Run:
     def _label(self, **_: Any) -> None:
         """W&B's telemetry label for the integration in use (transformers calls it); nothing to record."""
 
-    log_artifact = _missing.feature("log_artifact", 14)
-    use_artifact = _missing.feature("use_artifact", 14)
+    def log_artifact(self, artifact_or_path: Any, name: str | None = None, type: str | None = None,
+                     aliases: list[str] | None = None, tags: list[str] | None = None) -> Any:
+        """W&B's run.log_artifact, by the emitter's run (emitter/run_artifacts.py)."""
+        return self._run.log_artifact(artifact_or_path, name=name, type=type, aliases=aliases, tags=tags)
+
+    def use_artifact(self, artifact_or_name: Any, type: str | None = None, aliases: list[str] | None = None,
+                     use_as: str | None = None) -> Any:
+        return self._run.use_artifact(artifact_or_name, type=type, aliases=aliases, use_as=use_as)
+
+    def save(self, glob_str: Any = None, base_path: Any = None, policy: str = "live") -> Any:
+        return self._run.save(glob_str, base_path=base_path, policy=policy)
+
     log_model = _missing.feature("log_model", 14)
     use_model = _missing.feature("use_model", 14)
     link_model = _missing.feature("link_model", 14)
-    save = _missing.feature("save", 14)
     log_code = _missing.feature("log_code", 14)
 
     def _refuse_if_finished(self, call: str) -> None:

@@ -9,6 +9,10 @@ spool. Errors never reach the training loop: the transport backs off
 A batch the server refuses as a whole is never resent: resending it would be refused again
 and block everything after it. Its bytes go to `PULSE_DIR/rejected/` (emitter/rejected.py), it
 is acknowledged locally, it is reported loudly, and the stream moves on.
+
+A batch that fails its checksum when read back (`CorruptRecord`) is skipped the same way: the
+spool has already forgotten it, reported it and kept its file for quarantine, so the stream
+goes on with the next batch instead of aborting the call.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from pulse.channel import auth_metadata, open_channel
 from pulse.v1 import telemetry_pb2 as pb
 
 from .rejected import set_aside
-from .spool import Spool
+from .spool import CorruptRecord, Spool
 
 log = logging.getLogger("pulse")
 
@@ -112,6 +116,7 @@ class Transport:
         self.last_error = ""
         self.refused = ""  # why the server will never take this stream (another process writes the run)
         self.refused_batches: list[RefusedBatch] = []  # refused as a whole: kept on disk, not resent
+        self.corrupt_batches = 0  # failed their checksum when read back: never sent (the spool reported each)
         self._thread = threading.Thread(target=self._run, name="pulse-transport", daemon=True)
 
     def start(self) -> None:
@@ -205,6 +210,10 @@ class Transport:
             return True  # no longer in the spool (acknowledged meanwhile): nothing to keep
         try:
             data = self._spool.read(entry)
+        except CorruptRecord:  # rotted on disk: the spool forgot it and keeps its file for quarantine
+            self.corrupt_batches += 1
+            return True
+        try:
             path = set_aside(self._spool.directory, seq, data, reason)
         except OSError as exc:  # a full disk: keep it in the spool and try again later
             log.error("pulse: the server refused batch %d of %s (%s), and it could not be set aside (%s); it "
@@ -232,10 +241,14 @@ class Transport:
                 if self._closing.is_set() and self._spool.appended <= sent:
                     return  # everything is sent: half-close, the server acks and ends the stream
                 continue
-            data = self._spool.read(entry) + self._suffix
+            sent = entry.seq
+            try:
+                data = self._spool.read(entry) + self._suffix
+            except CorruptRecord:  # the spool reported it and forgot it: raised here, it would abort the call
+                self.corrupt_batches += 1
+                continue
             self._sent_at.append((entry.seq, time.monotonic()))
             yield data
-            sent = entry.seq
 
 
 def route_header(route: str) -> str:

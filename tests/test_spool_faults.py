@@ -184,6 +184,52 @@ def test_a_record_that_rots_after_it_was_spooled_is_never_sent_and_the_rest_are(
     assert (tmp_path / "pulse" / "quarantine" / stream.name / "00000001.wal").exists()
 
 
+ROTTING_TRAINER = """
+import json, os, sys, emitter
+run = emitter.init(project=os.environ["FAULT_PROJECT"])
+run._batcher.flush(30)  # the run's start in a record of its own
+for chunk in range(4):
+    for step in range(chunk * 5, chunk * 5 + 5):
+        emitter.log({f"k{j}": step * 10 + j for j in range(3)}, step=step)
+    run._batcher.flush(30)  # one record per chunk
+print("SPOOLED", run.id, run.spool.directory, flush=True)
+sys.stdin.readline()
+emitter.finish()
+print("DONE", json.dumps({"corrupt": run.transport.corrupt_batches}), flush=True)
+"""
+
+
+def test_a_record_that_rots_in_a_live_trainers_spool_is_skipped_quietly_and_the_rest_stream(fresh_ingest, tmp_path):
+    """The server is away while the trainer spools; a record rots on disk; the server comes back.
+    The stream skips that record without aborting the call (no gRPC traceback) and stores the rest."""
+    project = f"rot-live-{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, "PULSE_DIR": str(tmp_path / "pulse"), "PULSE_SERVER": fresh_ingest.address,
+           "PULSE_SYSTEM_INTERVAL": "0", "PULSE_CONSOLE": "off", "PULSE_FINISH_TIMEOUT": "90",
+           "FAULT_PROJECT": project}
+    trainer = subprocess.Popen([sys.executable, "-c", ROTTING_TRAINER], env=env, cwd=ROOT, text=True,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, run_id, directory = trainer.stdout.readline().split()
+    segment = Path(directory) / "00000001.wal"
+    data = segment.read_bytes()
+    bounds = layout(data)
+    with_points = [(s, e) for s, e in bounds if points_of(data, s, e)]
+    assert len(with_points) == 4, bounds
+    start, end = with_points[1]
+    at = (start + HEADER_BYTES + end) // 2
+    with open(segment, "r+b") as f:  # the trainer verified it when it wrote it; now it rots
+        f.seek(at)
+        f.write(bytes([data[at] ^ 0xFF]))
+    fresh_ingest.start()
+    out, err = trainer.communicate("\n", timeout=300)
+    assert trainer.returncode == 0, err
+    assert "Exception iterating requests" not in err and "Traceback" not in err, err
+    assert err.count("when read back; it is not sent") == 1, err  # said once, by the spool
+    assert json.loads(out.split("DONE ", 1)[1]) == {"corrupt": 1}
+    assert stored(fresh_ingest, project, run_id) == set().union(
+        *(points_of(data, s, e) for s, e in with_points if s != start))
+    assert (tmp_path / "pulse" / "quarantine" / segment.parent.name / "00000001.wal").exists()
+
+
 def test_a_spool_written_by_the_previous_release_still_syncs(emitter_env, tmp_path):
     """Segments of the format before resync markers: `seq | length | crc32(payload) | payload`."""
     from emitter.encode import Encoder

@@ -37,6 +37,7 @@ from .spool import CorruptRecord, Spool
 log = logging.getLogger("pulse")
 
 STREAM_METHOD = "/pulse.v1.Telemetry/Stream"
+REFUSED_SEQ = "x-pulse-refused-seq"  # the ingest's trailer naming the batch it refused (ingest/telemetry.py)
 ACCESS_METHOD = "/pulse.v1.Telemetry/CheckAccess"
 
 
@@ -155,7 +156,8 @@ class Transport:
                 if message != self.last_error:
                     log.info("pulse: stream to %s interrupted (%s); retrying", self._server, message)
                 self.last_error = message
-                if exc.code() == grpc.StatusCode.INVALID_ARGUMENT and self._refused_in_flight(exc.details()):
+                if exc.code() == grpc.StatusCode.INVALID_ARGUMENT and self._refused_in_flight(exc.details(),
+                                                                                             refused_seq(exc)):
                     delay = 0.0  # the stream moves on at once, past the refused batch
                 if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:  # retrying cannot help: say so once, stop
                     self.refused = exc.details() or message
@@ -186,18 +188,22 @@ class Transport:
             while self._sent_at and self._sent_at[0][0] <= ack.seq:
                 self.ack_latencies_ms.append((now - self._sent_at.popleft()[1]) * 1000)
 
-    def _refused_in_flight(self, reason: str) -> bool:
+    def _refused_in_flight(self, reason: str, named: int = 0) -> bool:
         """The server aborted the stream with INVALID_ARGUMENT: set aside the batch it refused.
 
-        The server reads a stream's batches in order and acks each after commit, in order; it
-        aborts right after the batch it cannot take, once the acks of those before it are out.
-        So, with every ack of the stream read, the refused batch is the first one sent and not
-        acknowledged. True when it was set aside.
+        The server names that batch's seq in the `x-pulse-refused-seq` trailer when it could
+        read it (`named`); it is taken when it is a batch this stream sent and has no ack for.
+        Otherwise (bytes that do not parse, an older server) it is inferred: the server reads a
+        stream's batches in order and acks each after commit, in order, and aborts right after
+        the batch it cannot take, once the acks of those before it are out. So, with every ack of
+        the stream read, the refused batch is the first one sent and not acknowledged. Either
+        way everything sent before it is acknowledged. True when it was set aside.
         """
         if not self._sent_at:
             log.error("pulse: the server refused this stream (%s) with no batch in flight", reason)
             return False
-        seq = self._sent_at[0][0]
+        in_flight = [seq for seq, _ in self._sent_at]
+        seq = named if named in in_flight else in_flight[0]
         if not self._set_aside(seq, reason):
             return False
         self._spool.ack(seq)
@@ -258,8 +264,18 @@ def route_header(route: str) -> str:
 
 def _retry_after(exc: grpc.RpcError) -> float:
     """The server's `retry-after-ms` trailer (sent with UNAVAILABLE under backpressure), in seconds."""
+    return _trailer_int(exc, "retry-after-ms") / 1000
+
+
+def refused_seq(exc: grpc.RpcError) -> int:
+    """The seq of the batch the server refused, from its `x-pulse-refused-seq` trailer (sent with
+    INVALID_ARGUMENT when it could read the batch's seq); 0 when there is none."""
+    return _trailer_int(exc, REFUSED_SEQ)
+
+
+def _trailer_int(exc: grpc.RpcError, name: str) -> int:
     trailers = exc.trailing_metadata() if isinstance(exc, grpc.Call) else None
     for key, value in trailers or ():
-        if key == "retry-after-ms" and value.isdigit():
-            return int(value) / 1000
-    return 0.0
+        if key == name and value.isdigit():
+            return int(value)
+    return 0

@@ -6,7 +6,9 @@ handlers (Query, CheckAccess, sweeps, admin) keep their own thread pool. Each st
 reader task that hands each batch to a small worker pool (decode, validate, buffer: never on
 the loop) as it arrives, while the handler waits for each batch's generation to commit and
 acks it, in order. Requests arrive as raw bytes so a malformed message is answered with
-INVALID_ARGUMENT and a reason, not a generic deserialisation failure.
+INVALID_ARGUMENT and a reason, not a generic deserialisation failure; when the refused batch's
+seq can be read, the trailer `x-pulse-refused-seq` names it, so the client sets aside exactly
+that batch.
 
 A stream writes one run: its batches all carry the (project, run_id, stream_id) of its first,
 dedup is keyed by all three, and only a key that may write the project gets in, so no other
@@ -46,6 +48,7 @@ REMEMBERED_STREAMS = 100_000
 READ_AHEAD = 256  # batches a stream may have validated but not yet acked; then it stops reading
 
 StreamKey = tuple[str, str, str]  # (project, run_id, stream_id)
+REFUSED_SEQ = "x-pulse-refused-seq"  # trailer of an INVALID_ARGUMENT abort: the seq of the batch refused
 
 
 @dataclass
@@ -53,6 +56,7 @@ class StreamAbort(Exception):
     code: grpc.StatusCode
     message: str
     retry_after_ms: int = 0
+    seq: int = 0  # the batch refused, when its seq could be read (0: it could not)
 
 
 class StreamState:
@@ -133,8 +137,10 @@ class TelemetryService:
                 if item is _END:
                     return
                 if isinstance(item, StreamAbort):
-                    if item.retry_after_ms:
-                        context.set_trailing_metadata((("retry-after-ms", str(item.retry_after_ms)),))
+                    trailers = ((("retry-after-ms", str(item.retry_after_ms)),) if item.retry_after_ms else ()) + \
+                        (((REFUSED_SEQ, str(item.seq)),) if item.seq else ())
+                    if trailers:
+                        context.set_trailing_metadata(trailers)
                     await context.abort(item.code, item.message)
                 ack, generation = item
                 await self._committed(generation)
@@ -186,13 +192,17 @@ class TelemetryService:
         """Validate and buffer one batch (on a worker thread); the ack and the generation to wait for."""
         if len(raw) > MAX_BATCH_BYTES:
             raise StreamAbort(grpc.StatusCode.INVALID_ARGUMENT,
-                              f"batch of {len(raw)} bytes exceeds the limit of {MAX_BATCH_BYTES} bytes")
+                              f"batch of {len(raw)} bytes exceeds the limit of {MAX_BATCH_BYTES} bytes",
+                              seq=_seq_of(raw))
         batch = pb.Batch()
         try:
             batch.ParseFromString(raw)
-            check_batch(batch)
-        except (DecodeError, BatchError) as exc:
+        except DecodeError as exc:  # no seq to name: the client infers which batch it was
             raise StreamAbort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed Batch: {exc}") from exc
+        try:
+            check_batch(batch)
+        except BatchError as exc:
+            raise StreamAbort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed Batch: {exc}", seq=batch.seq) from exc
         principal = state.principal
         if problem := principal.write_problem(batch.project):
             raise StreamAbort(grpc.StatusCode.PERMISSION_DENIED, problem)
@@ -203,7 +213,7 @@ class TelemetryService:
             raise StreamAbort(grpc.StatusCode.INVALID_ARGUMENT,
                               f"a stream writes one run: this stream began with project {state.key[0]!r}, run "
                               f"{state.key[1]!r}, stream {state.key[2]!r}, but a batch says project "
-                              f"{key[0]!r}, run {key[1]!r}, stream {key[2]!r}")
+                              f"{key[0]!r}, run {key[1]!r}, stream {key[2]!r}", seq=batch.seq)
         run = (batch.project, batch.run_id)
         try:
             if batch.replay:
@@ -294,6 +304,18 @@ class TelemetryService:
                 "AND run_id = {r:String})", {"p": request.project, "r": request.run_id})[0]
             reply.run_exists, reply.next_step = bool(exists), int(next_step)
         return reply
+
+
+def _seq_of(raw: bytes) -> int:
+    """The seq of a batch refused before it was read (too large), or 0 when it does not parse.
+
+    Parsing once more costs a copy of bytes the server refuses anyway, one per stream (the abort
+    ends it), and names the batch for the client instead of leaving it to infer which one it was.
+    """
+    try:
+        return pb.Batch.FromString(raw).seq
+    except DecodeError:
+        return 0
 
 
 def _host(batch: pb.Batch) -> str:

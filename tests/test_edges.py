@@ -221,6 +221,33 @@ def test_a_batch_the_server_refuses_whole_is_set_aside_on_disk_and_the_stream_mo
     assert not any(directory.glob("*.wal")) if directory.exists() else True  # nothing left to resend
 
 
+@pytest.mark.parametrize("case", ["another stream's batch", "bad project", "oversize", "undecodable"])
+def test_the_server_names_the_batch_it_refuses_whole_in_a_trailer_when_it_can_read_its_seq(emitter_env, case):
+    import grpc
+
+    from emitter.transport import STREAM_METHOD, refused_seq
+    from pulse.channel import open_channel
+
+    name, run_id = project("trailer"), f"r{uuid.uuid4().hex[:8]}"
+    refused = {
+        "another stream's batch": _batch(name, run_id, "other", 2, 1),
+        "bad project": pb.Batch(project="bad\x01name", run_id=run_id, stream_id="s1", seq=2).SerializeToString(),
+        "oversize": pb.Batch(project=name, run_id=run_id, stream_id="s1", seq=2,
+                             media=[pb.Media(key="m", data=b"\0" * (33 << 20))]).SerializeToString(),
+        "undecodable": b"\x0a\xff\xff\xff\xff\x0f",  # a field whose length runs past the message: no seq to read
+    }[case]
+    with open_channel(emitter_env.address) as channel:
+        stream = channel.stream_stream(STREAM_METHOD, request_serializer=None, response_deserializer=pb.Ack.FromString)
+        call = stream(iter([_batch(name, run_id, "s1", 1, 0, start=True), refused]), timeout=60)
+        acks = []
+        with pytest.raises(grpc.RpcError) as aborted:
+            for ack in call:
+                acks.append(ack.seq)
+    assert acks == [1]  # the batch before it is acknowledged first
+    assert aborted.value.code() == grpc.StatusCode.INVALID_ARGUMENT, aborted.value.details()
+    assert refused_seq(aborted.value) == (0 if case == "undecodable" else 2)
+
+
 # -- live summary and heartbeat on busy runs --------------------------------------------------------
 
 BUSY_TRAINER = """

@@ -199,7 +199,11 @@ class Source:
 
     def traceback(self, project: str, run_id: str) -> list[str]:
         """The lines of the last Python traceback in the run's stderr ([] when none)."""
-        return self._run(queries.TRACEBACK, {"project": project, "run_id": run_id}).column("text").to_pylist()
+        lines = self._run(queries.TRACEBACK, {"project": project, "run_id": run_id}).column("text").to_pylist()
+        for end, line in enumerate(lines[1:], start=1):  # its frames are indented; the exception's line is not
+            if line and not line[0].isspace():
+                return lines[:end + 1]
+        return lines
 
     def system_summary(self, project: str, run_id: str) -> pa.Table:
         """key, device, mean, max, last, samples of every system key the run's monitor sampled."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 import streamlit as st
 
 CSS = """
+/* Wide pages use the width: Streamlit's wide layout keeps 5rem on each side. */
+[data-testid="stMainBlockContainer"] { padding-left: 2rem; padding-right: 2rem; max-width: none; }
 .pulse-legend { display: flex; flex-wrap: wrap; gap: 4px 16px; margin: 0 0 6px; }
 .pulse-chip { display: inline-flex; align-items: center; gap: 6px; font-size: 0.85rem; line-height: 1.6; }
 .pulse-chip a { color: inherit; text-decoration: none; border-bottom: 1px dotted currentColor; }

@@ -166,7 +166,9 @@ def line_chart(frame: pd.DataFrame, title: str, domain: Sequence[str], x_title: 
                                         symbolOpacity=1, labelLimit=260, columns=min(len(domain), 3) or 1)
                       if legend else None)
     x_type = "T" if x_mode == "wall" else "Q"
-    x = alt.X(f"x:{x_type}", title=x_title, axis=alt.Axis(labelOverlap=True, grid=False),
+    x_axis = alt.Axis(labelOverlap=True, grid=False, labelExpr=_LABEL) if x_type == "Q" else \
+        alt.Axis(labelOverlap=True, grid=False)
+    x = alt.X(f"x:{x_type}", title=x_title, axis=x_axis,
               scale=alt.Scale(zero=False) if x_type == "Q" else alt.Undefined)
     if y_scale is None:
         y_scale = alt.Scale(type="log") if log_y else alt.Scale(zero=False)

@@ -77,7 +77,7 @@ def important_keys(summary_keys: pd.DataFrame, definitions: dict[str, dict]) -> 
 def runs_frame(page: pd.DataFrame, config_keys: Sequence[str], summary_keys: Sequence[str],
                project: str = "") -> pd.DataFrame:
     """One row per run: state, name (a link to its page), created, duration, tags, group, job type,
-    config.*, summary.*, sweep, host, notes, error, run id."""
+    summary.*, config.*, sweep, host, notes, error, run id."""
     names = page["name"].where(page["name"] != "", page["run_id"])
     table = pd.DataFrame({
         "state": page["state"],
@@ -88,10 +88,11 @@ def runs_frame(page: pd.DataFrame, config_keys: Sequence[str], summary_keys: Seq
         "group": page["group"],
         "job_type": page["job_type"],
     })
-    for i, key in enumerate(config_keys):
-        table[f"config.{key}"] = _column([raw[i] if raw is not None else "" for raw in page["config_values"]])
+    # The metrics first, then the config: what a user compares runs by is in view without scrolling.
     for i, key in enumerate(summary_keys):
         table[key] = _column([raw[i] if raw is not None else "" for raw in page["summary_values"]], summary=True)
+    for i, key in enumerate(config_keys):
+        table[f"config.{key}"] = _column([raw[i] if raw is not None else "" for raw in page["config_values"]])
     table["sweep"] = page["sweep_id"]
     table["host"] = page["host"]
     table["notes"] = [first_line(n) for n in page["notes"]]
@@ -103,6 +104,16 @@ def runs_frame(page: pd.DataFrame, config_keys: Sequence[str], summary_keys: Seq
 def first_line(text: str | None, limit: int = 200) -> str:
     line = (text or "").strip().split("\n", 1)[0]
     return line if len(line) <= limit else line[:limit - 1] + "…"
+
+
+def upfront(table: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """`columns` (those the page sorts or filters by) moved to just after the name, so they are in view."""
+    wanted = [c for c in dict.fromkeys(columns) if c in table.columns and c != "name"]
+    if not wanted:
+        return table
+    rest = [c for c in table.columns if c not in wanted]
+    at = rest.index("name") + 1
+    return table[rest[:at] + wanted + rest[at:]]
 
 
 def styled(table: pd.DataFrame):

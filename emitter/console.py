@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import itertools
+import os
 import sys
 import threading
 import time
@@ -60,6 +61,8 @@ class Capture:
 
     def __init__(self, run: Any) -> None:
         self._run = run
+        self._pid = os.getpid()  # a forked child (a DataLoader worker) passes its output through only
+        self._open = True
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
         self._guard = threading.local()  # a write made while queueing (a warning) is not captured again
@@ -73,16 +76,19 @@ class Capture:
             if getattr(sys, name) is tee:
                 setattr(sys, name, tee.target)
             tee.capture = None
+        self._open = False
 
     def lines(self, stream: str, texts: list[str]) -> None:
-        if getattr(self._guard, "busy", False):
+        if getattr(self._guard, "busy", False) or not self._open or os.getpid() != self._pid:
             return
         self._guard.busy = True
         try:
             now = time.time_ns() // 1000
             with self._lock:
                 numbered = [(now, stream, next(self._numbers), _cut(text)) for text in texts]
-            self._run._enqueue("deferred", ConsoleLines(numbered))
+            # Straight onto the run's queue: finish() stops the capture after it closed the run to
+            # log(), and the last unfinished line still belongs to the run.
+            self._run._queue.append(("deferred", ConsoleLines(numbered)))
         finally:
             self._guard.busy = False
 
@@ -95,6 +101,7 @@ class _Tee:
         self.stream = stream
         self.capture: Capture | None = capture
         self._partial = ""
+        self._cut = False  # the last line was handed over unfinished (too long): its newline ends nothing
         self._lock = threading.Lock()
 
     def write(self, text: str) -> int:
@@ -104,9 +111,12 @@ class _Tee:
             with self._lock:
                 pending = self._partial + text
                 *complete, self._partial = pending.replace("\r\n", "\n").split("\n")
+                if self._cut and complete and complete[0] == "":
+                    complete.pop(0)
+                self._cut = False
                 if len(self._partial) > MAX_LINE_CHARS:  # a progress bar without newlines
                     complete.append(self._partial)
-                    self._partial = ""
+                    self._partial, self._cut = "", True
             if complete:
                 capture.lines(self.stream, [line.rsplit("\r", 1)[-1] for line in complete])
         return written

@@ -63,7 +63,7 @@ def _options(project: str, keys: list[str]) -> tuple[PanelOptions, str]:
                                 format_func=lambda g: g or "— (one line per run)",
                                 help="One mean line per group over its min–max band, as W&B groups runs") or ""
     to_url("group", group, "")
-    smooth_col, log_col, band_col, cols_col = st.columns([4, 2, 3, 3], vertical_alignment="center")
+    smooth_col, log_col, band_col, cols_col = st.columns([4, 2, 3, 4], vertical_alignment="center")
     smoothing = smooth_col.slider("Smoothing (EMA)", 0.0, 0.99, step=0.01, key=url_key("smooth", 0.0),
                                   help="Exponential moving average weight, as in W&B; 0 is off")
     to_url("smooth", smoothing, 0.0)

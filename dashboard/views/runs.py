@@ -9,7 +9,7 @@ import streamlit as st
 
 from dashboard.data import FILTER_OPS, RunFilter, RunSort
 from dashboard.edits import EditError
-from dashboard.runs_table import LINK_NAME, important_keys, runs_frame, styled
+from dashboard.runs_table import LINK_NAME, important_keys, runs_frame, styled, upfront
 from dashboard.state import (
     any_running,
     editor,
@@ -50,6 +50,11 @@ def main() -> None:
     where = replace(_filters(project, states, config_keys, summary_keys), deleted=deleted)
     sort = _sort(config_keys, summary_keys)
     config_columns, summary_columns = _columns(config_keys, summary_keys, read("metric_definitions", project))
+    for field, key in ((sort.by, sort.key), (where.field, where.key)):  # what the page sorts or filters by, shown
+        if key and field == "summary" and key not in summary_columns:
+            summary_columns = [key, *summary_columns]
+        elif key and field == "config" and key not in config_columns:
+            config_columns = [key, *config_columns]
     size_key = url_key("size", 50, PAGE_SIZES)
     page_key = url_key("page", 1)
     # Probe the first page to learn whether anything on it is live; the fragment redraws itself.
@@ -124,7 +129,8 @@ def _table(project: str, where: RunFilter, sort: RunSort, config_columns: list[s
         st.info("No run matches these filters." if page_number == 1 else "No runs on this page.")
         if page_number == 1:
             return
-    table = runs_frame(page, config_columns, summary_columns, project)
+    table = upfront(runs_frame(page, config_columns, summary_columns, project),
+                    [_column_of(sort.by, sort.key), _column_of(where.field, where.key)])
     selection = st.dataframe(
         styled(table), hide_index=True, on_select="rerun", selection_mode="multi-row",
         key=f"runs-table-{project}-{where.deleted}", width="stretch",
@@ -154,6 +160,13 @@ def _table(project: str, where: RunFilter, sort: RunSort, config_columns: list[s
     _open(chosen)
     if chosen and may_write(project):
         _delete_or_restore(project, chosen, where.deleted)
+
+
+def _column_of(field: str, key: str) -> str:
+    """The table column of a config or summary entry (what runs_frame calls it)."""
+    if not key:
+        return ""
+    return f"config.{key}" if field == "config" else key
 
 
 def _open(chosen: list[str]) -> None:

@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import sys
 import threading
@@ -66,8 +67,11 @@ class Capture:
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
         self._guard = threading.local()  # a write made while queueing (a warning) is not captured again
-        self._tees = {"stdout": _Tee(sys.stdout, "stdout", self), "stderr": _Tee(sys.stderr, "stderr", self)}
-        sys.stdout, sys.stderr = self._tees["stdout"], self._tees["stderr"]
+        # A stream that is None (pythonw, some services) stays None: there is nothing to tee.
+        self._tees = {name: _Tee(getattr(sys, name), name, self) for name in ("stdout", "stderr")
+                      if getattr(sys, name) is not None}
+        for name, tee in self._tees.items():
+            setattr(sys, name, tee)
 
     def stop(self) -> None:
         """Queue what is left of unfinished lines and put the streams back (when still ours)."""
@@ -141,8 +145,10 @@ class _Tee:
 def start(run: Any) -> Capture | None:
     """Capture the run's console unless its settings say off; None when off."""
     mode = getattr(run.settings, "console", "wrap") or "wrap"
-    if mode not in MODES:
-        raise ValueError(f"console must be one of {MODES}, not {mode!r}")
+    if mode not in MODES:  # said once, and the run goes on capturing: init() is past the point of refusing
+        logging.getLogger("pulse").warning("pulse: console=%r (PULSE_CONSOLE) is not one of %s; capturing the "
+                                           "console as with 'wrap'", mode, MODES)
+        mode = "wrap"
     return Capture(run) if mode == "wrap" else None
 
 

@@ -113,7 +113,7 @@ class Run:
     @property
     def url(self) -> str:
         query = urllib.parse.urlencode({"project": self.project, "run": self.id})
-        return f"{self.settings.ui_url}/charts?{query}"
+        return f"{self.settings.ui_url}/run?{query}"  # the run's own page
 
     @property
     def step(self) -> int:

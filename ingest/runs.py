@@ -254,6 +254,14 @@ def _apply_event(run: dict[str, Any] | None, key: Key, event: pb.Event, stamp: i
             # The run's last sign of life is when it finished, not when the finish arrived:
             # a run uploaded by `pulse sync` days later keeps its real end (and duration).
             run["heartbeat_at"] = max(run["created_at"], finish.ts_us)
+    elif kind == "update":  # run.name/tags/notes = ... in the training script
+        update = event.update
+        if update.HasField("name"):
+            run["name"] = update.name
+        if update.HasField("notes"):
+            run["notes"] = update.notes
+        if update.set_tags:
+            run["tags"] = list(update.tags)
     elif kind == "metric":
         definitions = json.loads(run["metric_defs"] or "{}")
         m = event.metric

@@ -123,6 +123,13 @@ def event_problem(event: pb.Event) -> str | None:
         return f"alert.level {event.alert.level!r} is not one of {sorted(ALERT_LEVELS)}"
     if kind == "metric":
         return name_problem(event.metric.name, "metric name", MAX_KEY_BYTES)
+    if kind == "update":
+        update = event.update
+        if update.HasField("name") and (problem := name_problem(update.name, "name")):
+            return problem
+        if update.HasField("notes") and (problem := notes_problem(update.notes)):
+            return problem
+        return tags_problem(list(update.tags)) if update.set_tags else None
     return None
 
 

@@ -33,7 +33,7 @@ class Batch(_message.Message):
     def __init__(self, project: _Optional[str] = ..., run_id: _Optional[str] = ..., stream_id: _Optional[str] = ..., seq: _Optional[int] = ..., replay: _Optional[bool] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., scalars: _Optional[_Union[ScalarBlock, _Mapping]] = ..., system: _Optional[_Union[SystemBlock, _Mapping]] = ..., histograms: _Optional[_Iterable[_Union[Histogram, _Mapping]]] = ..., media: _Optional[_Iterable[_Union[Media, _Mapping]]] = ..., console: _Optional[_Iterable[_Union[ConsoleLine, _Mapping]]] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("start", "config", "summary", "finish", "heartbeat", "metric", "graph", "alert")
+    __slots__ = ("start", "config", "summary", "finish", "heartbeat", "metric", "graph", "alert", "update")
     START_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +42,7 @@ class Event(_message.Message):
     METRIC_FIELD_NUMBER: _ClassVar[int]
     GRAPH_FIELD_NUMBER: _ClassVar[int]
     ALERT_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_FIELD_NUMBER: _ClassVar[int]
     start: RunStart
     config: ConfigUpdate
     summary: SummaryUpdate
@@ -50,7 +51,8 @@ class Event(_message.Message):
     metric: MetricDefinition
     graph: ModelGraph
     alert: Alert
-    def __init__(self, start: _Optional[_Union[RunStart, _Mapping]] = ..., config: _Optional[_Union[ConfigUpdate, _Mapping]] = ..., summary: _Optional[_Union[SummaryUpdate, _Mapping]] = ..., finish: _Optional[_Union[RunFinish, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., metric: _Optional[_Union[MetricDefinition, _Mapping]] = ..., graph: _Optional[_Union[ModelGraph, _Mapping]] = ..., alert: _Optional[_Union[Alert, _Mapping]] = ...) -> None: ...
+    update: RunUpdate
+    def __init__(self, start: _Optional[_Union[RunStart, _Mapping]] = ..., config: _Optional[_Union[ConfigUpdate, _Mapping]] = ..., summary: _Optional[_Union[SummaryUpdate, _Mapping]] = ..., finish: _Optional[_Union[RunFinish, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., metric: _Optional[_Union[MetricDefinition, _Mapping]] = ..., graph: _Optional[_Union[ModelGraph, _Mapping]] = ..., alert: _Optional[_Union[Alert, _Mapping]] = ..., update: _Optional[_Union[RunUpdate, _Mapping]] = ...) -> None: ...
 
 class RunStart(_message.Message):
     __slots__ = ("name", "group", "job_type", "tags", "notes", "config_json", "sweep_id", "created_at_us", "host", "resume", "metadata_json")
@@ -83,6 +85,18 @@ class ConfigUpdate(_message.Message):
     CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
     config_json: str
     def __init__(self, config_json: _Optional[str] = ...) -> None: ...
+
+class RunUpdate(_message.Message):
+    __slots__ = ("name", "notes", "set_tags", "tags")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
+    SET_TAGS_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    notes: str
+    set_tags: bool
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., notes: _Optional[str] = ..., set_tags: _Optional[bool] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SummaryUpdate(_message.Message):
     __slots__ = ("summary_json",)

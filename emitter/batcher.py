@@ -22,8 +22,8 @@ from collections import deque
 
 from pulse.limits import BATCH_TARGET_BYTES
 
+from .batch_sizing import MAX_BATCH_VALUES, sized_batches
 from .encode import Encoder
-from .media import BYTES_PER_VALUE
 from .overflow import Overflow
 from .spool import Spool, SpoolFull, SpoolWriteError
 from .summary import SummaryTracker
@@ -32,10 +32,6 @@ log = logging.getLogger("pulse")
 SPILL_RECORDS = 512
 # Event kinds kept even when the spool is full: what makes a run a run.
 LIFECYCLE = frozenset({"start", "config", "summary", "finish", "metric", "alert", "graph", "heartbeat"})
-MAX_BATCH_VALUES = 20_000  # values per batch, well under the ingest's batch limit
-# A scalar point's bytes in a batch at most, besides its key: key index, step and timestamp
-# varints, the double, and the key table entry's framing.
-POINT_BYTES = 40
 
 
 class Batcher:
@@ -61,8 +57,10 @@ class Batcher:
         self._completed = 0
         self._stopping = False
         self._overflow: list = []
-        # Rows spilled past the queue bound; its counters say what a full disk dropped there.
-        self.spilled = Overflow(spool.directory, encoder.project, encoder.run_id, encoder.stream_id)
+        # Rows spilled past the queue bound, in batches of the same bounds; its counters say what a
+        # full disk dropped there, and the values its encoder refuses count among the run's refusals.
+        self.spilled = Overflow(spool.directory, encoder.project, encoder.run_id, encoder.stream_id,
+                                max_values=max_batch_values, batch_bytes=batch_bytes, refusals=encoder.refusals)
         self._overflow_path = self.spilled.path
         self._last_batch = 0.0
         self._last_housekeeping = 0.0
@@ -168,35 +166,9 @@ class Batcher:
 
     def _write_sized(self, records: list) -> None:
         """Write records as batches within `max_batch_values` and the byte budget, splitting a
-        record that is larger alone (one very wide log()) by keys."""
-        batch, n, size = [], 0, 0
-        for record in records:
-            for piece, values, nbytes in self._pieces(record):
-                if batch and (n + values > self._max_batch_values or size + nbytes > self._batch_bytes):
-                    self._write(batch)
-                    batch, n, size = [], 0, 0
-                batch.append(piece)
-                n += values
-                size += nbytes
-        self._write(batch)
-
-    def _pieces(self, record: tuple):
-        """(piece, values, estimated bytes) of a record: itself, or its keys in slices that fit a batch."""
-        values, nbytes = _weight(record)
-        if len(record) != 3 or (values <= self._max_batch_values and nbytes <= self._batch_bytes):
-            yield record, values, nbytes
-            return
-        step, ts, row = record
-        piece, size = {}, 0
-        for key, value in row.items():
-            cost = _point_bytes(key)
-            if piece and (len(piece) >= self._max_batch_values or size + cost > self._batch_bytes):
-                yield (step, ts, piece), len(piece), size
-                piece, size = {}, 0
-            piece[key] = value
-            size += cost
-        if piece:
-            yield (step, ts, piece), len(piece), size
+        record that is larger alone (one very wide log()) by keys (batch_sizing.py)."""
+        for batch in sized_batches(records, self._max_batch_values, self._batch_bytes):
+            self._write(batch)
 
     def points_after(self, seq: int) -> int:
         """Metric points in the batches written after `seq`: those not acknowledged when `seq` is."""
@@ -268,21 +240,3 @@ class Batcher:
         self._wake = threading.Event()
         self._done = threading.Condition()
         self.spilled.abandon()
-
-
-def _weight(record: tuple) -> tuple[int, int]:
-    """(values, estimated bytes) of a queued record in a batch; an over-estimate, never under."""
-    if len(record) == 3:
-        row = record[2]
-        try:  # UTF-8 takes at most 4 bytes per character
-            return len(row), len(row) * POINT_BYTES + 4 * sum(map(len, row))
-        except TypeError:  # a key that is not a string: the encoder refuses it
-            return len(row), sum(map(_point_bytes, row))
-    if record[0] == "deferred":
-        weight = record[1].weight  # media count by size, so a batch stays under the ingest's limit
-        return weight, weight * BYTES_PER_VALUE
-    return 0, 0  # events: a config or summary is bounded by the server's JSON limit on its own
-
-
-def _point_bytes(key) -> int:
-    return POINT_BYTES + 4 * (len(key) if isinstance(key, str) else 64)

@@ -1,16 +1,20 @@
 """Records spilled past the emitter's queue bound: `overflow.wal`, beside the run's spool segments.
 
 When the queue is at its bound, `log()` hands its rows here instead of
-blocking. Every `SPILL_RECORDS` of them become one `Batch`, encoded by an
-`Encoder` of their own stream (`<stream>.spilled-<hex>`, with its own seqs)
-and appended as one checksummed record in the spool's own format
-(`records.py`): no pickle, so a spool directory copied from elsewhere is
-data, never code. The sender takes the file when it catches up and sends
-its rows in the run's own stream; if the trainer dies first, `pulse sync`
-moves the file into a stream directory of its own and uploads it as it is.
+blocking. Every `SPILL_RECORDS` of them are cut into batches within the live
+sender's bounds (`batch_sizing.py`: values per batch and the byte budget, a
+very wide row split by keys), encoded by an `Encoder` of their own stream
+(`<stream>.spilled-<hex>`, with its own seqs) and appended as checksummed
+records in the spool's own format (`records.py`), all of them in one write:
+no pickle, so a spool directory copied from elsewhere is data, never code;
+and no batch the server would refuse for its size reaches `pulse sync`. The
+sender takes the file when it catches up and sends its rows in the run's own
+stream; if the trainer dies first, `pulse sync` moves the file into a stream
+directory of its own and uploads it as it is.
 
 A write the disk refuses drops those rows (counted, reported loudly) and
-never raises into the training loop.
+never raises into the training loop. A value the encoder refuses (not a scalar)
+drops only its key, counted in the run's refusals (`run.stats()`).
 """
 
 from __future__ import annotations
@@ -21,8 +25,11 @@ import secrets
 import threading
 from pathlib import Path
 
+from pulse.limits import BATCH_TARGET_BYTES
 from pulse.v1 import telemetry_pb2 as pb
 
+from .batch_sizing import MAX_BATCH_VALUES, sized_batches
+from .checks import Refusals
 from .encode import Encoder
 from .records import Damage, frame, scan
 from .spool import OVERFLOW, TornWrite, WriteFailures, quarantine, write_whole
@@ -37,9 +44,13 @@ class Overflow:
     """The overflow file of one stream's spool directory; thread-safe (training thread writes,
     sender takes)."""
 
-    def __init__(self, directory: Path, project: str, run_id: str, stream_id: str) -> None:
+    def __init__(self, directory: Path, project: str, run_id: str, stream_id: str, *,
+                 max_values: int = MAX_BATCH_VALUES, batch_bytes: int = BATCH_TARGET_BYTES,
+                 refusals: Refusals | None = None) -> None:
         self.path = directory / OVERFLOW
-        self._encoder = Encoder(project, run_id, f"{stream_id}.spilled-{secrets.token_hex(3)}")
+        self._encoder = Encoder(project, run_id, f"{stream_id}.spilled-{secrets.token_hex(3)}", refusals=refusals)
+        self._max_values = max_values
+        self._batch_bytes = batch_bytes
         self._lock = threading.Lock()
         self._good_size = 0  # bytes of whole records in the file
         self._torn = False  # a partial record could not be truncated away: append nothing after it
@@ -65,12 +76,12 @@ class Overflow:
         return not self._stuck and self.path.exists()
 
     def write(self, rows: list) -> None:
-        """Append `(step, ts_us, values)` rows as one record; on a disk error they are dropped, counted
-        and reported, never raised."""
+        """Append `(step, ts_us, values)` rows as records of batches within the sender's bounds, in one
+        write; on a disk error they are all dropped, counted and reported, never raised."""
         if not rows:
             return
-        seq, data = self._encoder.encode(rows)
-        record = frame(seq, data)
+        record = b"".join(frame(*self._encoder.encode(batch))
+                          for batch in sized_batches(rows, self._max_values, self._batch_bytes))
         dropped = (len(rows), len(record), sum(len(r[2]) for r in rows))  # if the disk refuses it
         with self._lock:
             if self._torn:

@@ -152,6 +152,21 @@ def test_bad_keys_and_values_drop_only_themselves_nan_inf_and_big_ints_are_store
     assert len(warned) == 6 and any("'huge'" in m and "type int is past the range" in m for m in warned)
 
 
+def test_a_bad_value_in_a_log_spilled_past_the_queue_bound_is_counted_among_the_runs_refusals(
+        emitter_env, monkeypatch, caplog):
+    monkeypatch.setenv("PULSE_QUEUE_MAX_VALUES", "0")  # every log() spills to the overflow file
+    name = project("spilled-refusal")
+    run = emitter.init(project=name)
+    emitter.log({"good": 1, "text": "x"})
+    emitter.log({"good": 2, "text": "y"})
+    emitter.finish()
+    assert stored(emitter_env, name, run.id) == {("good", 0): 1.0, ("good", 1): 2.0}
+    stats = run.stats()
+    assert stats["overflowed"] == 2 and stats["dropped"] == {"bad value": 2}
+    assert set(stats["rejected_keys"]) == {"text"} and "not a scalar" in stats["rejected_keys"]["text"]
+    assert len([m for m in messages(caplog) if "dropped key 'text'" in m]) == 1
+
+
 # -- batches sized by bytes ------------------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ import errno
 import json
 import os
 import pickle
+import signal
 import struct
 import subprocess
 import sys
@@ -274,6 +275,50 @@ def test_two_pulse_syncs_of_one_spool_both_exit_cleanly_and_store_every_point_on
         steps = range(110) if run_id in spilled else range(20)
         want = {(f"k{j}", s) for s in steps for j in range(3) if s < 20 or s >= 100}
         assert stored(emitter_env, project, run_id) == want, run_id
+    assert streams_left(pulse_dir) == []
+
+
+WIDE_SPILLER = """
+import os, signal, emitter
+run = emitter.init(project=os.environ["FAULT_PROJECT"])
+run._batcher.flush(30)  # the run's start is spooled; every log() below spills (a queue bound of 0)
+print("RUN", run.id, flush=True)
+emitter.log({f"{'w' * 180}/{i:06d}": i * 0.5 for i in range(200_000)})  # about 42 MB encoded
+for step in range(1, 512):  # the 512th spilled record writes the overflow file, on this thread
+    emitter.log({"small": float(step)})
+os.kill(os.getpid(), signal.SIGKILL)  # before the sender takes the file: it is left for `pulse sync`
+"""
+
+
+def test_a_log_wider_than_the_servers_batch_limit_spilled_past_the_queue_is_synced_whole(fresh_ingest, tmp_path):
+    """Spilled records are written in batches within the live sender's byte budget, so the
+    overflow file `pulse sync` uploads holds no batch the server refuses for its size."""
+    from emitter.spool import OVERFLOW
+
+    project = f"wide-spill-{uuid.uuid4().hex[:6]}"
+    for attempt in range(3):  # the sender may take the file in the instant before the kill: then again
+        pulse_dir = tmp_path / f"pulse{attempt}"
+        env = {"PULSE_DIR": str(pulse_dir), "PULSE_SERVER": fresh_ingest.address, "PULSE_QUEUE_MAX_VALUES": "0",
+               "PULSE_SYSTEM_INTERVAL": "0", "PULSE_CONSOLE": "off", "FAULT_PROJECT": project}
+        killed = run_script(WIDE_SPILLER, env)  # the server is down: nothing is acknowledged
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        [stream] = (pulse_dir / "spool").iterdir()
+        if (stream / OVERFLOW).exists():
+            break
+    else:
+        pytest.fail("the sender took the overflow file before each kill")
+    run_id = killed.stdout.split("RUN ")[1].split()[0]
+
+    fresh_ingest.start()
+    synced = sync(pulse_dir, fresh_ingest)
+
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    counts = fresh_ingest.query(
+        "SELECT countIf(step = 0) AS wide, countIf(key = 'small') AS small, "
+        "countIf(step = 0 AND value != toUInt32(substring(key, 182, 6)) * 0.5) AS wrong "
+        "FROM metrics FINAL WHERE project = {p:String} AND run_id = {r:String}", p=project, r=run_id)[0]
+    assert counts == {"wide": 200_000, "small": 511, "wrong": 0}
+    assert not (pulse_dir / "rejected").exists(), sorted((pulse_dir / "rejected").rglob("*"))
     assert streams_left(pulse_dir) == []
 
 

@@ -33,8 +33,9 @@ MB = float(1 << 20)
 Sample = tuple[str, str, float]  # (key, device, value)
 # NVML errors after which a metric is not asked for again on that device.
 GIVE_UP_AFTER = 5
+# Set by a parent that has said it for its children and wants them quiet (`pulse demo`); never set here.
 NO_GPU_TOLD = "PULSE_NO_GPU_TOLD"
-_told_no_gpu = bool(os.environ.get(NO_GPU_TOLD))  # the process that started this one said it already
+_told_no_gpu = bool(os.environ.get(NO_GPU_TOLD))
 
 
 class SystemMonitor:
@@ -281,10 +282,15 @@ def _shutdown(nvml: Any) -> None:
 
 
 def _no_gpu(reason: str) -> None:
-    """Say once why there are no GPU series: once per process, and not again in the processes it starts
-    (a demo's or an agent's runs), which inherit NO_GPU_TOLD."""
+    """Say once per process why there are no GPU series.
+
+    Not passed on to the processes this one starts: each of those that logs (a sweep trial run
+    by `pulse agent`, a script's own subprocess) is a run of its own whose log is read on its
+    own, so the line belongs there too; and a library must not change the environment of the
+    user's children. A parent that has said it and wants its children quiet sets NO_GPU_TOLD in
+    their environment itself (`pulse demo` does).
+    """
     global _told_no_gpu
     if not _told_no_gpu:
         log.info("pulse: no GPU metrics: %s", reason)
-        os.environ[NO_GPU_TOLD] = "1"
     _told_no_gpu = True

@@ -61,12 +61,15 @@ def _start_trainer(address: str, seed: int, live: bool = False) -> subprocess.Po
 
 
 def _tell_gpu_once() -> None:
-    """Say here whether there are GPU series, so the demo's runs (which inherit that it was said) stay quiet."""
-    from emitter.system import GpuSampler
+    """Say here whether there are GPU series, and tell the demo's runs (its children) that it was said,
+    so they stay quiet: the emitter says it once per process and leaves the environment alone."""
+    from emitter.system import NO_GPU_TOLD, GpuSampler
 
     sampler = GpuSampler.open()
     if sampler is not None:
         sampler.close()
+    else:
+        os.environ[NO_GPU_TOLD] = "1"
 
 
 def _start_sweep(address: str, agents: int) -> list[subprocess.Popen]:

@@ -140,19 +140,24 @@ def _free(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) != 0
 
 
-def test_the_no_gpu_line_is_said_once_for_a_process_and_the_processes_it_starts():
+def test_the_no_gpu_line_is_said_once_per_process_and_a_child_says_it_unless_its_parent_asks_not():
+    """A child that logs (a sweep trial, a script's subprocess) is a run of its own with its own log:
+    the emitter does not silence it by changing the environment; `pulse demo` asks its runs to
+    stay quiet by setting NO_GPU_TOLD for them."""
     script = textwrap.dedent("""
-        import logging, subprocess, sys
+        import logging, os, subprocess, sys
         logging.basicConfig(level=logging.INFO)
-        from emitter.system import GpuSampler
+        from emitter.system import NO_GPU_TOLD, GpuSampler
         for _ in range(3):
             GpuSampler.open(object())  # an NVML without nvmlInit: no GPU series
+        assert NO_GPU_TOLD not in os.environ
         child = "import logging; logging.basicConfig(level=logging.INFO); from emitter.system import GpuSampler; "
         child += "GpuSampler.open(object())"
-        subprocess.run([sys.executable, "-c", child], check=True)
+        subprocess.run([sys.executable, "-c", child], check=True)  # says it in its own log
+        subprocess.run([sys.executable, "-c", child], check=True, env={**os.environ, NO_GPU_TOLD: "1"})
     """)
     env = {k: v for k, v in os.environ.items() if k != NO_GPU_TOLD}  # as a fresh shell starts it
     done = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stderr.count("no GPU metrics") == 1, done.stderr
+    assert done.stderr.count("no GPU metrics") == 2, done.stderr

@@ -15,7 +15,7 @@ import pytest
 import emitter
 from conftest import run_script, wait_for
 from emitter import system
-from emitter.system import GpuSampler, SystemMonitor
+from emitter.system import NO_GPU_TOLD, GpuSampler, SystemMonitor
 
 HOST_KEYS = {"cpu.percent", "proc.cpu.percent", "proc.threads", "proc.rss_mb", "mem.percent", "mem.used_mb"}
 GPU_KEYS = {"gpu.util", "gpu.mem_util", "gpu.mem_used_mb", "gpu.mem_total_mb", "gpu.power_w", "gpu.power_limit_w",
@@ -37,7 +37,9 @@ print("RUN", run.id)
 
 
 @pytest.mark.parametrize("nvml", ["library-missing", "module-missing"])
-def test_a_five_second_run_has_cpu_and_memory_samples_at_the_interval_and_no_nvml_is_no_error(emitter_env, nvml):
+def test_a_five_second_run_has_cpu_and_memory_samples_at_the_interval_and_no_nvml_is_no_error(emitter_env, nvml,
+                                                                                              monkeypatch):
+    monkeypatch.delenv(NO_GPU_TOLD, raising=False)  # the trainer starts as from a fresh shell, whatever ran before
     project = f"sys-{uuid.uuid4().hex[:8]}"
     done = run_script(FIVE_SECOND_RUN.format(project=project), {"PULSE_SYSTEM_INTERVAL": "0.5"},
                       args=["--no-pynvml"] if nvml == "module-missing" else [])
@@ -166,6 +168,7 @@ def test_no_nvml_driver_or_gpu_means_no_gpu_sampler_and_one_info_line(monkeypatc
             return 0
 
     monkeypatch.setattr(system, "_told_no_gpu", False)
+    monkeypatch.delenv(NO_GPU_TOLD, raising=False)
     with caplog.at_level(logging.INFO, logger="pulse"):
         assert GpuSampler.open(NoDriver(1)) is None
         no_gpu = NoGpu(1)
@@ -174,6 +177,7 @@ def test_no_nvml_driver_or_gpu_means_no_gpu_sampler_and_one_info_line(monkeypatc
     assert [r.getMessage() for r in caplog.records] == [
         "pulse: no GPU metrics: NVML is not available (NVMLError_DriverNotLoaded: Driver Not Loaded)"]
     assert no_gpu.shut_down
+    assert NO_GPU_TOLD not in os.environ  # once per process: the processes it starts say it in their own logs
 
 
 def test_gpu_series_reach_system_metrics_with_their_device(emitter_env, monkeypatch):

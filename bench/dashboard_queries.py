@@ -34,7 +34,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 
-from bench.harness import free_port, percentile
+from bench.harness import NO_SQL_PORT, free_port, percentile
 from dashboard.data import RunFilter, RunSort, Source
 from pulse.v1 import telemetry_pb2 as pb
 
@@ -128,8 +128,8 @@ def _ingest(data: Path):
     """`pulse ingest` on `data` until the block ends."""
     port = free_port()
     log = open(data.parent / "ingest.log", "a")
-    process = subprocess.Popen([sys.executable, "-m", "pulse.cli", "ingest", "--data", str(data), "--port", str(port)],
-                               stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen([sys.executable, "-m", "pulse.cli", "ingest", "--data", str(data), "--port", str(port),
+                                *NO_SQL_PORT], stdout=log, stderr=subprocess.STDOUT)
     try:
         os.environ["PULSE_DIR"] = str(data.parent / "pulse")
         _wait_for(lambda: _listening(port) or process.poll() is not None, timeout=60)

@@ -12,6 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
+NO_SQL_PORT = ("--sql-port", "0")  # a bench's ingest needs no SQL interface on a fixed port
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -21,12 +23,16 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def ingest_process(*args: str):
-    """Yield (address, process) of `pulse ingest` on a temporary data directory."""
+    """Yield (address, process) of `pulse ingest` on a temporary data directory.
+
+    Without the SQL interface (`--sql-port 0`, unless `args` name a port): its default, 8123, may
+    be taken by another ingest (a test run's, another bench's, the user's own `pulse up`)."""
     with tempfile.TemporaryDirectory(prefix="pulse-bench-") as tmp:
         port = free_port()
         log = open(Path(tmp) / "ingest.log", "w")
         process = subprocess.Popen([sys.executable, "-m", "pulse.cli", "ingest", "--data", f"{tmp}/data",
-                                    "--port", str(port), *args], stdout=log, stderr=subprocess.STDOUT)
+                                    "--port", str(port), *NO_SQL_PORT, *args], stdout=log,
+                                   stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 60
             while True:

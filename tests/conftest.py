@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# Tests start many ingests at once: the SQL interface (default port 8123) only where a test asks for it.
-os.environ.setdefault("PULSE_SQL_PORT", "0")
+# Tests start many ingests at once: the SQL interface (default port 8123) only where a test asks for it
+# (`--sql-port P`); set, not defaulted, so a PULSE_SQL_PORT exported in the shell cannot make them collide.
+os.environ["PULSE_SQL_PORT"] = "0"
 
 
 def free_port() -> int:

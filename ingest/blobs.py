@@ -4,7 +4,10 @@ A blob's name is the sha256 of its bytes, so the same image logged a thousand
 times is stored once, and a retried batch rewrites nothing. The store is
 named by a URL (`--blobs`, `PULSE_BLOB_URL`):
 
-- `file:///path` or a plain path: a directory, `<root>/<sha[:2]>/<sha>.<ext>`.
+- `file:///path` or a plain path: a directory, `<root>/<sha[:2]>/<sha>.<ext>`, the
+  ending picked by mime from the shared media definition (`pulse.media_schema.EXTENSIONS`:
+  `.wav`, `.mp4`, `.html`, `.glb`, ...), JSON documents (tables, plots) `.json`, and `.bin`
+  for any other bytes (artifact files).
   The embedded default is `<data dir>/blobs`; with a ClickHouse server, `blobs`
   in the per-user data directory (`pulse.startup.default_data_dir()`); for
   several ingest replicas, a directory they all mount.
@@ -25,12 +28,30 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
 
+from pulse.media_schema import EXTENSIONS, PLOT_MIME, PLOTLY_MIME, TABLE_MIME
 from pulse.s3 import S3Client, parse_s3_url
 from pulse.startup import default_data_dir
 
 log = logging.getLogger(__name__)
-EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "image/webp": ".webp",
-              "image/svg+xml": ".svg"}
+
+
+def _endings() -> dict[str, str]:
+    """mime -> a blob's file ending: the first ending the media definition lists for it (`.jpg`
+    before `.jpeg`), so a blob opens in the right program when someone browses the store."""
+    endings: dict[str, str] = {}
+    for ending, mime in EXTENSIONS.items():
+        endings.setdefault(mime, ending)
+    for mime in (TABLE_MIME, PLOT_MIME, PLOTLY_MIME):  # JSON documents without a file ending of their own
+        endings.setdefault(mime, ".json")
+    return endings
+
+
+ENDINGS = _endings()
+
+
+def blob_name(sha256: str, mime: str) -> str:
+    """`<sha[:2]>/<sha>.<ending>`: where a blob lives under a store's root or prefix."""
+    return f"{sha256[:2]}/{sha256}{ENDINGS.get(mime, '.bin')}"
 
 
 class BlobStore(Protocol):
@@ -50,7 +71,7 @@ class DirectoryBlobStore:
         self.url = self.root.as_uri()
 
     def path(self, sha256: str, mime: str) -> Path:
-        return self.root / sha256[:2] / f"{sha256}{EXTENSIONS.get(mime, '.bin')}"
+        return self.root / blob_name(sha256, mime)
 
     def put(self, sha256: str, data: bytes, mime: str) -> str:
         path = self.path(sha256, mime)
@@ -81,7 +102,7 @@ class S3BlobStore:
         self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
 
     def key(self, sha256: str, mime: str) -> str:
-        name = f"{sha256[:2]}/{sha256}{EXTENSIONS.get(mime, '.bin')}"
+        name = blob_name(sha256, mime)
         return f"{self.prefix}/{name}" if self.prefix else name
 
     def put(self, sha256: str, data: bytes, mime: str) -> str:

@@ -27,7 +27,7 @@ PAGES = [
     st.Page(VIEWS / "model.py", title="Model", icon=":material/hub:", url_path="model"),
     st.Page(VIEWS / "media.py", title="Media", icon=":material/image:", url_path="media"),
     st.Page(VIEWS / "sweeps.py", title="Sweeps", icon=":material/tune:", url_path="sweeps"),
-    # An Artifacts page (`views/artifacts.py`, url_path "artifacts") goes here.
+    st.Page(VIEWS / "artifacts.py", title="Artifacts", icon=":material/inventory_2:", url_path="artifacts"),
     st.Page(VIEWS / "sql.py", title="SQL", icon=":material/database:", url_path="sql"),
 ]
 

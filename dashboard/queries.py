@@ -508,3 +508,74 @@ FROM system.columns
 WHERE database = currentDatabase() AND table NOT LIKE '.%'
 ORDER BY table, position
 """
+
+
+# == artifacts and rich media (the Artifacts page, dashboard/artifacts.py; media cells, dashboard/media_render.py)
+
+# A project's artifacts, newest first: each with its latest version's type, size and file count.
+ARTIFACTS = """
+SELECT name, argMax(toString(type), version) AS type, count() AS versions, max(version) AS latest,
+       argMax(size, version) AS size, argMax(file_count, version) AS files,
+       argMax(description, version) AS description, max(created_at) AS updated_at
+FROM artifact_versions FINAL
+WHERE project = {project:String}
+GROUP BY name
+ORDER BY updated_at DESC, name
+LIMIT 5000
+"""
+
+# Every version of one artifact, newest first, with its aliases and the name of the run that logged it.
+ARTIFACT_VERSIONS = """
+SELECT v.version AS version, toString(v.type) AS type, v.digest AS digest, v.description AS description,
+       v.metadata AS metadata, v.size AS size, v.file_count AS files, v.created_by_run AS created_by_run,
+       r.run_name AS run_name, v.created_at AS created_at, a.aliases AS aliases
+FROM (SELECT version, type, digest, description, metadata, size, file_count, created_by_run, created_at
+      FROM artifact_versions FINAL WHERE project = {project:String} AND name = {name:String}) AS v
+LEFT JOIN (SELECT version, arraySort(groupArray(alias)) AS aliases
+           FROM artifact_aliases FINAL WHERE project = {project:String} AND name = {name:String}
+           GROUP BY version) AS a ON a.version = v.version
+LEFT JOIN (SELECT run_id, name AS run_name FROM runs FINAL WHERE project = {project:String}) AS r
+    ON r.run_id = v.created_by_run
+ORDER BY version DESC
+LIMIT 10000
+"""
+
+# One version's manifest: its files (a reference has no sha256 and keeps its URI), by path.
+ARTIFACT_FILES = """
+SELECT path, sha256, size, ref_uri, ref_digest
+FROM artifact_files FINAL
+WHERE project = {project:String} AND name = {name:String} AND version = {version:UInt32}
+ORDER BY path
+LIMIT {limit:UInt32}
+"""
+
+# Lineage around one artifact: every use (`input`) and log (`output`) of its versions, and, one hop
+# further, the other artifact versions those runs used and logged (not their run-files), with the
+# runs' names and states.
+ARTIFACT_LINEAGE = """
+SELECT u.project AS project, u.name AS name, u.version AS version, toString(u.direction) AS direction,
+       toString(u.run_project) AS run_project, u.run_id AS run_id, r.run_name AS run_name, r.state AS state,
+       v.type AS type
+FROM (SELECT project, name, version, direction, run_project, run_id FROM artifact_usage FINAL
+      WHERE (run_project, run_id) IN (SELECT run_project, run_id FROM artifact_usage FINAL
+                                      WHERE project = {project:String} AND name = {name:String})) AS u
+LEFT JOIN (SELECT project, name, version, toString(type) AS type FROM artifact_versions FINAL) AS v
+    ON v.project = u.project AND v.name = u.name AND v.version = u.version
+LEFT JOIN (SELECT project, run_id, name AS run_name, toString(state) AS state FROM runs FINAL
+           WHERE (project, run_id) IN (SELECT run_project, run_id FROM artifact_usage FINAL
+                                       WHERE project = {project:String} AND name = {name:String})) AS r
+    ON r.project = u.run_project AND r.run_id = u.run_id
+WHERE (u.project = {project:String} AND u.name = {name:String}) OR v.type != 'run-files'
+ORDER BY u.project, u.name, u.version, direction DESC, run_name
+LIMIT {limit:UInt32}
+"""
+
+# Where the media cells of one logged table are: their rows under the table's cell key
+# (pulse/media_schema.py cell_key), one per sha256.
+MEDIA_CELLS = """
+SELECT replaceAll(toString(sha256), char(0), '') AS sha, uri, toString(mime) AS mime
+FROM media
+WHERE project = {project:String} AND run_id = {run_id:String} AND key = {key:String}
+  AND replaceAll(toString(sha256), char(0), '') IN {shas:Array(String)}
+LIMIT 1 BY sha
+"""

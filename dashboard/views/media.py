@@ -2,21 +2,23 @@
 
 Every key (a page at a time) gets a step slider; each run shows what it logged under the key at
 that step (or its last step before). A user's own `emitter.Histogram`s are here too, whatever
-watch() logged beside them. Each media kind is drawn by the function RENDERERS names for it;
-kinds without one (Table, Audio, Video, Html, Object3D, plots: pulse/media_schema.py) show their
-metadata until they get theirs.
+watch() logged beside them. Images are drawn by the function RENDERERS names for them; every other
+kind (Table, Audio, Video, Html, Object3D, plots: pulse/media_schema.py) by dashboard.media_render.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
 from dashboard.blobs import BlobUnavailable, read_blob
+from dashboard.media_render import render_media
 from dashboard.state import md, project_picker, read, refresh_button, run_names, run_picker
+from pulse.media_schema import CELL_KEY_PREFIX
 
 KEYS_PER_PAGE = 6
 MAX_RUNS_SIDE_BY_SIDE = 4
@@ -36,6 +38,7 @@ def main() -> None:
     runs = read("runs", project, tuple(run_ids)).to_pandas()
     names = run_names(runs)
     media = read("media_keys", project, tuple(run_ids)).to_pandas()
+    media = media[~media["key"].str.startswith(CELL_KEY_PREFIX)]  # drawn inside their tables
     histograms = read("user_histogram_keys", project, tuple(run_ids)).to_pandas()
     entries = [("media", row) for row in media.to_dict("records")] + \
         [("histogram", row) for row in histograms.to_dict("records")]
@@ -89,7 +92,7 @@ def _media_key(project: str, run_ids: list[str], names: dict[str, str], key: str
             grid = st.columns(min(ITEM_COLUMNS if len(run_ids) == 1 else 1, len(mine)) or 1)
             for i, item in enumerate(mine.itertuples()):
                 with grid[i % len(grid)]:
-                    RENDERERS.get(item.kind, _metadata)(item, unreadable)
+                    RENDERERS.get(item.kind, partial(render_media, project, key))(item, unreadable)
     if unreadable:
         st.warning(f"{len(unreadable)} item(s) shown as metadata only: {unreadable[0]}")
 

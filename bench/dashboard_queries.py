@@ -6,7 +6,9 @@ the real wire, then times, with the dashboard's own `dashboard.data.Source` and 
 - the chart query the Charts page issues for those 8 runs (`Source.series`, downsampled in
   ClickHouse to the page's bucket count), and how many points it returns per run;
 - the runs-table query of the Runs page over the 10,000-run project (one page of 50, sorted,
-  with config and summary columns), and every query that page issues on a load.
+  with config and summary columns), and every query that page issues on a load
+  (`runs_page_10k_runs_ms_p50`); then again once one more run with a 20,000-key summary is in the
+  project (`runs_page_wide_run_ms_p50`). Target: 1,000 ms each.
 
 The chart query reads `metrics` grouped by 256-step chunks, which ClickHouse answers from the
 aggregate projection `step_chunks` (migration 0040). Both are measured: first on the schema as
@@ -36,12 +38,13 @@ import numpy as np
 
 from bench.harness import NO_SQL_PORT, free_port, percentile
 from dashboard.data import RunFilter, RunSort, Source
+from dashboard.runs_table import important_keys
 from pulse.v1 import telemetry_pb2 as pb
 
+WIDE_KEYS = 20_000
 CHART_BUCKETS = 700  # what the Charts page asks for at two charts per row (dashboard/views/charts.py)
 PAGE_SIZE = 50
 POINTS_PER_BATCH = 250_000
-RUNS_PER_STREAM = 1000
 START_US = 1_700_000_000_000_000
 # What the dashboard's chunked series query is shaped for (see SERIES_CHUNKED in dashboard/queries.py).
 DROP_PROJECTION = "ALTER TABLE metrics DROP PROJECTION IF EXISTS step_chunks"
@@ -62,8 +65,7 @@ def main() -> None:
             started = time.perf_counter()
             for run_id in run_ids:
                 _send(address, _series_batches("bench-chart", run_id, args.points))
-            for first in range(0, args.table_runs, RUNS_PER_STREAM):
-                _send(address, _table_batches("bench-table", first, min(args.table_runs, first + RUNS_PER_STREAM)))
+            _send_runs(address, _table_batches("bench-table", 0, args.table_runs))
             write_s = time.perf_counter() - started
             source = Source(server=address, clickhouse_url="")
             _wait_for(lambda: sum(source.series("bench-chart", run_ids, "loss", 1).column("points").to_pylist())
@@ -72,6 +74,9 @@ def main() -> None:
             chart = _time(lambda: source.series("bench-chart", run_ids, ["loss"], CHART_BUCKETS), args.repeat)
             table = source.series("bench-chart", run_ids, ["loss"], CHART_BUCKETS).to_pandas()
             runs = _runs_page_timings(source, args.repeat)
+            _send(address, iter([_wide_run("bench-table", WIDE_KEYS)]))
+            _wait_for(lambda: sum(source.states("bench-table").column("runs").to_pylist()) == args.table_runs + 1)
+            wide = _time(lambda: _runs_page_load(source, "bench-table"), max(5, args.repeat // 3))
         _drop_projection(data)
         with _ingest(data) as address:
             source = Source(server=address, clickhouse_url="")
@@ -93,6 +98,9 @@ def main() -> None:
         "runs_table_page_rows": rows_on_page,
         "runs_table_filtered_ms_p50": round(statistics.median(filtered), 1),
         "runs_page_all_queries_ms_p50": round(statistics.median(whole), 1),
+        "runs_page_10k_runs_ms_p50": round(statistics.median(whole), 1),
+        "runs_page_wide_run_ms_p50": round(statistics.median(wide), 1),
+        "wide_run_keys": WIDE_KEYS,
         "write_s": round(write_s, 1),
         "points_in_chart": int(table["points"].sum()),
         "backend": "chdb via the Query RPC",
@@ -107,20 +115,38 @@ def _runs_page_timings(source: Source, repeat: int) -> tuple:
     def runs_table():
         return source.runs_page("bench-table", RunFilter(), sort, PAGE_SIZE, 0, config_keys, summary_keys)
 
-    def whole_runs_page():  # what a Runs page load asks, uncached
-        source.states("bench-table")
-        source.tags("bench-table")
-        source.run_keys("bench-table", "config")
-        source.run_keys("bench-table", "summary")
-        runs_table()
-
     page = _time(runs_table, repeat)
     first = runs_table()
-    whole = _time(whole_runs_page, max(5, repeat // 3))
+    whole = _time(lambda: _runs_page_load(source, "bench-table"), max(5, repeat // 3))
     where = RunFilter(text="run-99", key="lr", op=">", value="0.01")
     filtered = _time(lambda: source.runs_page("bench-table", where, sort, PAGE_SIZE, 0, config_keys, summary_keys),
                      repeat)
     return page, first.num_rows, first.column("total")[0].as_py(), whole, filtered
+
+
+def _runs_page_load(source: Source, project: str) -> None:
+    """Every query a Runs page load issues (dashboard/views/runs.py), uncached, in its order."""
+    source.states(project, False)
+    config_keys = source.run_keys(project, "config").to_pandas()
+    summary_keys = source.run_keys(project, "summary").to_pandas()
+    source.tags(project)
+    definitions = source.metric_definitions(project)
+    sort = RunSort()
+    source.runs_page(project, RunFilter(), sort, PAGE_SIZE, 0)  # the probe: is anything on the page live?
+    config = [k for k, t in zip(config_keys["key"], config_keys["type"]) if t in ("Int64", "Double", "String")][:5]
+    summary = important_keys(summary_keys, definitions)[:6]
+    source.runs_page(project, RunFilter(), sort, PAGE_SIZE, 0, config, summary)
+
+
+def _wide_run(project: str, keys: int) -> pb.Batch:
+    """One run whose summary holds `keys` keys (a 20,000-key log() dict, as the issue's user logged)."""
+    summary = {f"probe/{k:05d}": float(k) for k in range(keys)} | {"val_loss": 0.5}
+    batch = pb.Batch(project=project, run_id="wide-run", stream_id="wide-run.bench", seq=1)
+    batch.events.append(pb.Event(start=pb.RunStart(name="wide-run", created_at_us=START_US + 10**12,
+                                                   config_json=json.dumps({"probes": keys}))))
+    batch.events.append(pb.Event(summary=pb.SummaryUpdate(summary_json=json.dumps(summary))))
+    batch.events.append(pb.Event(finish=pb.RunFinish(state="finished")))
+    return batch
 
 
 @contextmanager
@@ -212,6 +238,24 @@ def _send(address: str, batches: Iterator[pb.Batch]) -> None:
         for ack in call(batches, timeout=600):
             if ack.rejected:
                 raise RuntimeError(f"the ingest rejected records: {list(ack.rejected)[:3]}")
+
+
+def _send_runs(address: str, batches: Iterator[pb.Batch], streams: int = 128) -> None:
+    """One stream per run (the ingest's rule: a stream writes one run), many at once: each waits for
+    its commit, and one flush commits them all."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with grpc.insecure_channel(address, options=[("grpc.max_send_message_length", 64 << 20)]) as channel:
+        call = channel.stream_stream("/pulse.v1.Telemetry/Stream", request_serializer=pb.Batch.SerializeToString,
+                                     response_deserializer=pb.Ack.FromString)
+
+        def send(batch: pb.Batch) -> None:
+            for ack in call(iter([batch]), timeout=600):
+                if ack.rejected:
+                    raise RuntimeError(f"the ingest rejected records: {list(ack.rejected)[:3]}")
+
+        with ThreadPoolExecutor(streams) as pool:
+            list(pool.map(send, batches))
 
 
 def _time(query: Callable[[], object], repeat: int) -> list[float]:

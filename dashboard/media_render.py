@@ -40,7 +40,6 @@ HTML_HEIGHT = 420
 # Scripts run (logged pages are often interactive plots), popups open (the emitter's
 # <base target="_blank">) but stay sandboxed; never allow-same-origin, allow-top-navigation.
 HTML_SANDBOX = "allow-scripts allow-popups"
-CELL_ICONS = {"audio": "🔊", "video": "🎞", "html": "🌐", "object3d": "🧊", "image": "🖼"}
 
 
 @dataclass(frozen=True)
@@ -146,7 +145,8 @@ def sandboxed_frame(document: str, height: int = HTML_HEIGHT) -> str:
     """A page holding `document` in a sandboxed iframe (srcdoc, no allow-same-origin)."""
     return (f'<!doctype html><html><body style="margin:0"><iframe sandbox="{HTML_SANDBOX}" '
             f'referrerpolicy="no-referrer" title="logged HTML" srcdoc="{html.escape(document, quote=True)}" '
-            f'style="width:100%;height:{int(height)}px;border:1px solid #ddd;border-radius:4px;background:#fff">'
+            f'style="box-sizing:border-box;width:100%;height:{int(height)}px;border:1px solid #ddd;'
+            'border-radius:4px;background:#fff">'
             "</iframe></body></html>")
 
 
@@ -208,14 +208,14 @@ def table_frame(columns: list[str], types: list[str], rows: list[list], uris: di
     for i, (name, kind) in enumerate(zip(columns, types)):
         values = [row[i] for row in rows]
         if kind == "image":
-            data[name] = [_image_uri(cell, uris, budget) for cell in values]
+            data[name] = pd.Series([_image_uri(cell, uris, budget) for cell in values], dtype="object")
             config[name] = st.column_config.ImageColumn(name)
         elif kind == "number" and all(v is None or type(v) in (int, float) for v in values):
             data[name] = pd.Series(values, dtype="float64" if any(type(v) is float for v in values) else None)
         elif kind == "bool" and all(v is None or type(v) is bool for v in values):
             data[name] = pd.Series(values, dtype="boolean")
         else:
-            data[name] = [_text(cell) for cell in values]
+            data[name] = pd.Series([_text(cell) for cell in values], dtype="object")
     return pd.DataFrame(data, columns=columns), config
 
 
@@ -236,8 +236,7 @@ def _text(cell: Any) -> str | None:
     if cell is None:
         return None
     if is_media_ref(cell):
-        caption = f" {cell.get('caption')}" if cell.get("caption") else ""
-        return f"{CELL_ICONS.get(cell['_media'], '')} {cell['_media']}{caption}".strip()
+        return f"{cell['_media']}: {cell['caption']}" if cell.get("caption") else cell["_media"]
     if isinstance(cell, str):
         return cell
     return json.dumps(cell, ensure_ascii=False)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -247,12 +248,16 @@ def test_media_page_draws_every_kind_and_compares_the_selected_runs_at_one_step(
         page.goto(media)
         page.get_by_role("button", name=more).click()
         page.locator("audio").nth(1).wait_for(state="attached", timeout=60_000)
+        page.wait_for_function("Array.from(document.querySelectorAll('audio, video')).every(p => p.readyState >= 1)",
+                               timeout=30_000)
         page.locator('[data-testid="stDataFrame"]').nth(1).locator("tbody tr").first.wait_for(state="attached",
                                                                                             timeout=60_000)
         page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot').length == {2 * len(PLOTLY_TRACES)}",
                                timeout=60_000)
-        assert page.locator("audio").count() == 2
-        assert page.locator("video").count() == (2 if report["mp4"] else 0)
+        players = page.evaluate("""() => Array.from(document.querySelectorAll('audio, video')).map(
+            p => [p.tagName, Math.round(p.duration * 10) / 10, p.error && p.error.message])""")
+        # The browser loaded each clip: 0.5 s of audio, 6 frames at 4 fps of video.
+        assert sorted(players) == [["AUDIO", 0.5, None]] * 2 + ([["VIDEO", 1.5, None]] * 2 if report["mp4"] else [])
         gifs = [page.request.get(src).body()[:6] for src in page.locator('[data-testid="stImage"] img').evaluate_all(
             "imgs => imgs.map(i => i.src)")]
         assert gifs.count(b"GIF89a") == 2
@@ -297,3 +302,106 @@ def _tables_sort_by_a_clicked_header(grid) -> None:
                                 arg=grid.element_handle(), timeout=10_000)
     assert [row[3] for row in table_rows(grid)] == ["0.3", "0.5", "0.7", "0.9"]
     assert [row[0] for row in table_rows(grid)] == ["3", "2", "1", "0"]
+
+
+# -- the pieces, without a browser --------------------------------------------------------------------
+
+
+def plot_doc(spec: dict, columns: list[str], data: list[list]) -> dict:
+    types = ["number" if all(isinstance(row[i], (int, float)) for row in data) else "string"
+             for i in range(len(columns))]
+    return {"_type": "plot", "spec": spec, "table": {"_type": "table", "columns": columns, "column_types": types,
+                                                     "data": data}}
+
+
+def test_each_plot_chart_is_drawn_from_its_spec():
+    from dashboard.media_figures import FigureError, plot_figure
+
+    xy = [[0, 1.0, "a"], [1, 0.5, "a"], [0, 2.0, "b"], [1, 1.5, "b"]]
+    line = plot_figure(plot_doc({"chart": "line", "x": "x", "y": "y", "color": "run", "title": "T", "y_label": "Y"},
+                                ["x", "y", "run"], xy))
+    assert [(t.type, t.name, list(t.y)) for t in line.data] == [("scatter", "a", [1.0, 0.5]),
+                                                                 ("scatter", "b", [2.0, 1.5])]
+    assert line.layout.title.text == "T" and line.layout.yaxis.title.text == "Y" and line.layout.xaxis.title.text == "x"
+    scatter = plot_figure(plot_doc({"chart": "scatter", "x": "x", "y": "y"}, ["x", "y", "run"], xy))
+    assert scatter.data[0].mode == "markers"
+    assert plot_figure(plot_doc({"chart": "bar", "x": "run", "y": "y"}, ["x", "y", "run"], xy)).data[0].type == "bar"
+    histogram = plot_figure(plot_doc({"chart": "histogram", "x": "y"}, ["x", "y", "run"], xy))
+    assert histogram.data[0].type == "histogram" and histogram.layout.yaxis.title.text == "count"
+    roc = plot_figure(plot_doc({"chart": "line", "x": "fpr", "y": "tpr", "color": "class", "preset": "roc_curve"},
+                               ["class", "fpr", "tpr"], [["cat", 0, 0], ["cat", 0.5, 0.9], ["cat", 1, 1]]))
+    assert roc.data[-1].name == "chance" and list(roc.layout.xaxis.range) == [-0.02, 1.02]
+    matrix = plot_figure(plot_doc({"chart": "heatmap", "x": "Predicted", "y": "Actual", "value": "n"},
+                                  ["Actual", "Predicted", "n"],
+                                  [["dog", "dog", 3], ["dog", "cat", 1], ["cat", "dog", 0], ["cat", "cat", 2]]))
+    assert list(matrix.data[0].x) == ["dog", "cat"] and matrix.data[0].z.tolist() == [[3, 1], [0, 2]]
+    with pytest.raises(FigureError, match="not a column"):
+        plot_figure(plot_doc({"chart": "line", "x": "x", "y": "nope"}, ["x", "y", "run"], xy))
+
+
+def test_point_clouds_take_colours_from_their_4th_or_6th_columns_and_large_ones_are_sampled():
+    from dashboard.media_figures import FigureError, point_cloud_figure
+
+    rgb, note = point_cloud_figure([[0, 0, 0, 255, 0, 0], [1, 1, 1, 0, 0, 255]])
+    assert list(rgb.data[0].marker.color) == ["rgb(255,0,0)", "rgb(0,0,255)"] and note == ""
+    categories, _ = point_cloud_figure([[0, 0, 0, 0], [1, 1, 1, 1], [2, 2, 2, 0]])
+    colours = list(categories.data[0].marker.color)
+    assert colours[0] == colours[2] != colours[1]
+    plain, _ = point_cloud_figure([[0, 0, 0], [1, 1, 5]])
+    assert list(plain.data[0].marker.color) == [0, 5]  # by height
+    scene, note = point_cloud_figure({"type": "lidar/beta", "points": [[0, 0, 0]] * 30, "boxes": [{}], "vectors": []},
+                                     max_points=10)
+    assert len(scene.data[0].x) == 10 and "10 of 30 points" in note and "1 boxes" in note
+    with pytest.raises(FigureError, match="point 1"):
+        point_cloud_figure([[0, 0, 0], [1, 1]])
+
+
+def test_logged_html_goes_into_an_escaped_srcdoc_of_a_frame_without_same_origin():
+    from html.parser import HTMLParser
+
+    from dashboard.media_render import HTML_SANDBOX, sandboxed_frame
+
+    document = '<p title="x">"quoted" &amp; </iframe><script>parent.alert(1)</script></p>'
+    frames = []
+
+    class Frames(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            if tag == "iframe":
+                frames.append(dict(attrs))
+
+    Frames().feed(sandboxed_frame(document))
+    assert len(frames) == 1 and frames[0]["srcdoc"] == document  # the whole page, nothing broke out
+    assert frames[0]["sandbox"] == HTML_SANDBOX and "allow-same-origin" not in HTML_SANDBOX.split()
+
+
+def test_table_cells_keep_their_types_and_image_cells_become_inline_images(tmp_path):
+    from dashboard.media_render import table_frame
+
+    image = b"\x89PNG\r\n\x1a\n-not-really"
+    sha = hashlib.sha256(image).hexdigest()
+    (tmp_path / "cell.png").write_bytes(image)
+    ref = {"_media": "image", "sha256": sha, "mime": "image/png"}
+    audio = {"_media": "audio", "sha256": "0" * 64, "mime": "audio/wav", "caption": "hello"}
+    frame, config = table_frame(["n", "ok", "img", "sound", "meta", "mixed"], ["number", "bool", "image", "audio",
+                                                                              "json", "number"],
+                                [[1, True, ref, audio, {"a": [1]}, 2], [2.5, None, None, None, None, "x"]],
+                                {sha: (tmp_path / "cell.png").as_uri()})
+    assert frame["n"].tolist() == [1.0, 2.5] and str(frame["ok"].dtype) == "boolean"
+    assert frame["img"][0].startswith("data:image/png;base64,") and frame["img"][1] is None and "img" in config
+    assert frame["sound"].tolist() == ["audio: hello", None] and frame["meta"].tolist() == ['{"a": [1]}', None]
+    assert frame["mixed"].tolist() == ["2", "x"]  # a column that breaks its type is shown as text, not lost
+
+
+def test_lineage_graph_names_runs_and_versions_and_no_user_text_breaks_out_of_its_labels():
+    from dashboard.artifacts import lineage_dot
+
+    rows = [{"project": "p", "name": "data", "version": 0, "direction": "output", "run_project": "p", "run_id": "r1",
+             "run_name": 'evil" ]; x -> y [label="\\', "state": "finished", "type": "dataset"},
+            {"project": "p", "name": "data", "version": 0, "direction": "input", "run_project": "p", "run_id": "r2",
+             "run_name": "train\nline", "state": "running", "type": "dataset"}]
+    dot = lineage_dot(rows, ("p", "data", 0), page_project="p")
+    assert 'label="evil\\" ]; x -> y [label=\\"\\\\\\nfinished"' in dot and 'label="train\\nline\\nrunning"' in dot
+    edges = re.findall(r"^  (\w+) -> (\w+);$", dot, re.MULTILINE)
+    assert len(edges) == 2 and edges[0][1] == edges[1][0]  # producer -> version -> consumer
+    assert 'fillcolor="#ffe9b3"' in dot  # the version the page shows
+    assert 'URL="run?project=p&run=r2"' in dot and 'URL="artifacts?project=p&artifact=data&version=v0"' in dot

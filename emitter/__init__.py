@@ -19,10 +19,12 @@ import logging
 import sys
 from typing import Any
 
+from pulse.channel import warn_if_unreachable
+
 from .api import Api  # noqa: F401  (the read API: wandb.Api)
 from .artifacts import Artifact
-from .checks import check_init
-from .config import Config
+from .checks import Error, UsageError, check_init, warn_once
+from .config import Config, ConfigError, load_config, select_keys
 from .console import console_setting
 from .media import Audio, Histogram, Html, Image, Object3D, Plotly, Table, Video, plot  # noqa: F401
 from .process_hooks import end_run_on_sigterm, install_process_hooks, sweep_environment, sweep_project
@@ -35,12 +37,15 @@ __all__ = [
     "Artifact",
     "AuthError",
     "Config",
+    "ConfigError",
+    "Error",
     "Histogram",
     "Image",
     "Run",
     "RunBusy",
     "Settings",
     "Summary",
+    "UsageError",
     "alert",
     "config",
     "define_metric",
@@ -59,6 +64,11 @@ __all__ = [
 run: Run | None = None
 config: Config = Config()
 summary: Summary | dict = {}
+# W&B's reinit values: while a run is live, init() returns it, or finishes it and starts another.
+REINIT_RETURNS = (None, False, "default", "return_previous")
+REINIT_FINISHES = (True, "finish_previous", "create_new")  # create_new: one run at a time here
+# Keyword arguments of wandb.init() that init() reads besides its own parameters.
+_READ = frozenset({"settings"})
 
 class _StderrHandler(logging.StreamHandler):
     """Writes to whatever sys.stderr is at the time (test runners and notebooks swap it)."""
@@ -84,33 +94,48 @@ if not _log.handlers:
 def init(project: str | None = None, name: str | None = None, group: str | None = None,
          job_type: str | None = None, tags: list[str] | None = None, notes: str | None = None,
          config: Any = None, mode: str | None = None, resume: Any = None, id: str | None = None,
-         dir: str | None = None, reinit: bool | None = None, **_ignored: Any) -> Run:
+         dir: str | None = None, reinit: Any = None, config_include_keys: Any = None,
+         config_exclude_keys: Any = None, allow_val_change: bool | None = None,
+         sync_tensorboard: bool | None = None, tensorboard: bool | None = None, **ignored: Any) -> Run:
     """Start a run and return it; `emitter.run`, `emitter.config`, `emitter.summary` follow it.
 
-    Arguments mirror `wandb.init`; unknown W&B arguments (entity, save_code, ...) are accepted
-    and ignored. Explicit arguments beat PULSE_* environment variables. Raises AuthError when
-    the server refuses the API key, RunBusy when another live process writes run `id`; a server
-    that is away is no error (the run spools). Raises ValueError, naming the field, the limit and
-    the value's size, for what the server would refuse: a project, name or group too long or with
-    a newline, an id outside letters, digits, `-`, `_`, `.` (so none leaves PULSE_DIR), a config
-    past 4 MiB of JSON.
+    Arguments mirror `wandb.init`. While a run is live, another init() returns it (with a
+    warning) unless `reinit=True` (or "finish_previous"), which finishes it and starts a new one.
+    `config_include_keys`/`config_exclude_keys` filter `config`; `allow_val_change=True` lets the
+    config's values change later; `sync_tensorboard=True` logs what TensorBoard writers write
+    (`emitter.tensorboard.patch()`). A W&B argument Pulse does not implement (entity, save_code,
+    ...) is named in one warning and ignored. Explicit arguments beat PULSE_* environment
+    variables. Raises AuthError when the server refuses the API key, RunBusy when another live
+    process writes run `id`; a server that is away is no error (the run spools, with one warning
+    within 2 s). Raises ValueError, naming the field, the limit and the value's size, for what the
+    server would refuse: a project, name or group too long or with a newline, an id outside
+    letters, digits, `-`, `_`, `.` (so none leaves PULSE_DIR), a config past 4 MiB of JSON.
 
     Example:
         run = emitter.init(project="cifar", config=args, tags=["baseline"])
     """
     global run
-    if run is not None:
-        run.finish(quiet=True)
+    if run is not None and run.is_live() and _keep_live_run(run, reinit, resume):
+        return run
+    for key, value in ignored.items():
+        if key not in _READ and value is not None and value is not False:
+            warn_once(f"init({key})", f"pulse: init({key}=...) is not implemented by Pulse; ignored")
+    if config_include_keys or config_exclude_keys:
+        config = select_keys(load_config(config), config_include_keys, config_exclude_keys)
     sweep_run_id, sweep_id, sweep_params = sweep_environment()
     if sweep_id:
         project = None if sweep_project() else project  # a sweep's runs live in its project, as in W&B
         end_run_on_sigterm()
-    settings = Settings.resolve(project=project, mode=mode, dir=dir, console=console_setting(_ignored.get("settings")))
+    settings = Settings.resolve(project=project, mode=mode, dir=dir, console=console_setting(ignored.get("settings")))
     run_id = sweep_run_id or id or None
+    if not run_id and resume in (True, "auto"):
+        warn_once("resume=auto", f"pulse: resume={resume!r} without an id starts a new run (Pulse keeps no local "
+                  "resume file); pass id= to resume a run")
     resume = _resume_mode(resume)
     check_init(project=settings.project, run_id=run_id or "x")  # before asking the server about them
     access = None
     if settings.mode == "online":
+        warn_if_unreachable(settings.server, settings.tls_ca)  # on its own thread: said once, within 2 s
         access = check_access(settings.server, settings.project, settings.api_key, settings.tls_ca,
                               run_id=run_id or "")  # with an id, the server also says if it is live elsewhere
     start_step = _resumed_step(resume, run_id, settings.project, access)
@@ -119,9 +144,40 @@ def init(project: str | None = None, name: str | None = None, group: str | None 
               job_type=job_type or "", tags=tags, notes=notes or "", config=config,
               resume=start_step is not None, sweep_id=sweep_id, sweep_params=sweep_params,
               start_step=start_step or 0, max_batch_bytes=access.max_batch_bytes if access else 0)
+    if allow_val_change:
+        run.config.allow_changes()
     globals()["config"] = run.config
     globals()["summary"] = run.summary
+    if sync_tensorboard or tensorboard:
+        from .tensorboard import patch
+
+        patch()
     return run
+
+
+def _keep_live_run(live: Run, reinit: Any, resume: Any) -> bool:
+    """W&B's reinit rules for init() while `live` runs: True to return it, else it is finished now."""
+    if reinit in REINIT_RETURNS:
+        if resume == "must":
+            raise UsageError("resume='must' while a run is live: finish it first (run.finish()), or pass reinit=True")
+        _log.warning("pulse: init() while run %s is live returns that run; pass reinit=True to finish it and "
+                     "start a new one", live.id)
+        return True
+    if reinit not in REINIT_FINISHES:
+        raise UsageError(f"reinit must be True, False, 'default', 'return_previous', 'finish_previous' or "
+                         f"'create_new', not {reinit!r}")
+    if reinit == "create_new":
+        warn_once("reinit=create_new", "pulse: one run at a time per process: reinit='create_new' finishes the "
+                  "live run first, as reinit='finish_previous' does")
+    live.finish()
+    return False
+
+
+def _run_ended(ended: Run) -> None:
+    """`ended.finish()` ran: if it was the current run, there is none now (W&B's `wandb.run` is None)."""
+    global run, config, summary
+    if run is ended:
+        run, config, summary = None, Config(), {}
 
 
 def _resume_mode(resume: Any) -> str:
@@ -145,6 +201,8 @@ def _resumed_step(resume: str, run_id: str | None, project: str, access) -> int 
             raise ValueError(f"run {run_id!r} already exists in project {project!r} and resume='never'")
         return None
     if not run_id:
+        if resume == "allow":
+            return None  # W&B starts a new run
         raise ValueError(f"resume={resume!r} needs the run's id: init(id=..., resume={resume!r})")
     if access is None:
         _log.warning("pulse: cannot reach the server to resume run %s; its steps restart at 0", run_id)
@@ -229,7 +287,7 @@ def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:
     global run
     if run is not None:
         run.finish(exit_code=exit_code, quiet=bool(quiet))
-        run = None
+        run = None  # a forked child's finish() leaves its parent's run alone, but forgets it too
 
 
 from .sweeps import agent, sweep  # noqa: E402, F401  (wandb.sweep, wandb.agent)

@@ -31,7 +31,7 @@ from .summary import SummaryTracker
 log = logging.getLogger("pulse")
 SPILL_RECORDS = 512
 # Event kinds kept even when the spool is full: what makes a run a run.
-LIFECYCLE = frozenset({"start", "config", "summary", "finish", "metric", "alert", "graph", "heartbeat"})
+LIFECYCLE = frozenset({"start", "config", "summary", "finish", "metric", "alert", "graph", "heartbeat", "update"})
 
 
 class Batcher:

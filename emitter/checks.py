@@ -30,6 +30,27 @@ from pulse.limits import (
 
 log = logging.getLogger("pulse")
 KNOWN_KEYS_MAX = 100_000  # keys a run remembers as checked; past it the set starts over
+_warned: set[str] = set()
+
+
+class Error(Exception):
+    """Base of the errors a W&B program catches as `wandb.Error` (the compat package's `wandb.errors`)."""
+
+    def __init__(self, message: str = "", context: dict | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.context = context
+
+
+class UsageError(Error):
+    """The API was called in a way it does not support: `log()` after `finish()`, an unknown `reinit`."""
+
+
+def warn_once(key: str, message: str) -> None:
+    """Log `message` as a warning the first time `key` is seen in this process."""
+    if key not in _warned:
+        _warned.add(key)
+        log.warning("%s", message)
 
 
 def check_init(*, project: str, run_id: str, name: str = "", group: str = "", job_type: str = "",
@@ -41,6 +62,15 @@ def check_init(*, project: str, run_id: str, name: str = "", group: str = "", jo
                or notes_problem(notes) or json_size_problem(config_json, "config"))
     if problem:
         raise ValueError(f"init(): {problem}")
+
+
+_EDITABLE = {"name": lambda value: name_problem(value, "name"), "tags": tags_problem, "notes": notes_problem}
+
+
+def check_edit(field: str, value: Any) -> None:
+    """Raise ValueError when `run.<field> = value` (name, tags or notes) is what the server would refuse."""
+    if problem := _EDITABLE[field](value):
+        raise ValueError(f"run.{field} = ...: {problem}")
 
 
 def check_config(config_json: str) -> None:

@@ -181,6 +181,10 @@ def _event(kind: str, payload: Any) -> pb.Event:
         return pb.Event(graph=pb.ModelGraph(graph_json=_json(payload)))
     if kind == "alert":
         return pb.Event(alert=pb.Alert(**payload))
+    if kind == "update":
+        tags = payload.get("tags")
+        return pb.Event(update=pb.RunUpdate(name=payload.get("name"), notes=payload.get("notes"),
+                                            set_tags=tags is not None, tags=tags or []))
     raise ValueError(f"unknown event kind {kind!r}")
 
 

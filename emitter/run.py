@@ -14,7 +14,7 @@ from pulse.limits import MAX_STEP, batch_budget, key_problem, step_problem
 
 from . import console, run_info
 from .batcher import Batcher
-from .checks import KeyCheck, Refusals, as_step, check_config, check_init
+from .checks import KeyCheck, Refusals, UsageError, as_step, check_config, check_edit, check_init
 from .closing import Outcome, closing_lines
 from .config import Config
 from .encode import Encoder, config_json
@@ -24,10 +24,10 @@ from .rejected import rejected_dir
 from .run_artifacts import finish_artifacts
 from .settings import Settings
 from .spool import Spool
-from .summary import MetricDefinition, Summary, SummaryTracker
+from .summary import MetricDefinition, StepSync, Summary, SummaryTracker
 from .system import SystemMonitor
 from .transport import Transport
-from .values import PLAIN, snapshot
+from .values import PLAIN, expand, snapshot
 
 log = logging.getLogger("pulse")
 _ADJECTIVES = ("brisk", "calm", "dainty", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lively",
@@ -54,16 +54,17 @@ class Run:
         self.project = settings.project
         self.id = run_id or new_run_id()
         # A resumed run keeps the name it has on the server unless a new one is given.
-        self.name = name or ("" if resume else f"{secrets.choice(_ADJECTIVES)}-{secrets.choice(_NOUNS)}-{self.id[:4]}")
-        self.group, self.job_type, self.notes = group, job_type, notes
-        self.tags = list(tags or [])
+        self._name = name or ("" if resume else f"{secrets.choice(_ADJECTIVES)}-{secrets.choice(_NOUNS)}-{self.id[:4]}")
+        self.group, self.job_type, self._notes = group, job_type, notes
+        self._tags = list(tags or [])
         self.sweep_id = sweep_id
         self.mode = settings.mode
         self.stream_id = f"{self.id}.{secrets.token_hex(6)}"
         self._step = start_step  # a resumed run continues after its last stored step
         self._pid = os.getpid()
-        self._finished = self.mode == "disabled"
+        self._finished = self.mode == "disabled"  # nothing more to send (also in a forked child)
         self._disabled = self.mode == "disabled"
+        self._ended = False  # finish() ran: log() and the like now raise UsageError, as in W&B
         self.refusals = Refusals()
         self._keys = KeyCheck(self.refusals)
         self._start_refused = ""  # why the server refused this run's start, if it did
@@ -71,7 +72,9 @@ class Run:
         self._server_rejections = 0  # records the server refused within batches it stored
         self._exit: tuple[int, str] | None = None
         self.tracker = SummaryTracker()
-        self.summary = Summary(self.tracker)
+        self._recent: dict[str, Any] = {}  # the last plain value of each key, kept by log() on the caller's thread
+        self.summary = Summary(self.tracker, self._recent)
+        self._step_sync: StepSync | None = None  # define_metric(step_sync=True) in force
         self.config = Config(on_change=self._config_changed)
         self.spool: Spool | None = None
         self.transport: Transport | None = None
@@ -81,8 +84,8 @@ class Run:
         if sweep_params:
             self.config.lock(sweep_params)
         self.config.update(config)
-        check_init(project=self.project, run_id=self.id, name=self.name, group=group, job_type=job_type,
-                   tags=self.tags, notes=notes, config_json=config_json(self.config.as_dict()))
+        check_init(project=self.project, run_id=self.id, name=self._name, group=group, job_type=job_type,
+                   tags=self._tags, notes=notes, config_json=config_json(self.config.as_dict()))
         if self._disabled:
             return
         self.spool = Spool(settings.dir / "spool" / self.stream_id, settings.spool_max_mb << 20)
@@ -98,7 +101,7 @@ class Run:
                                 batch_bytes=batch_budget(max_batch_bytes))
         self._queue = self._batcher.queue
         self._queue.append(("start", run_info.with_metadata({
-            "name": self.name, "group": group, "job_type": job_type, "tags": self.tags, "notes": notes,
+            "name": self._name, "group": group, "job_type": job_type, "tags": self._tags, "notes": notes,
             "config": self.config.as_dict(), "sweep_id": sweep_id, "created_at_us": time.time_ns() // 1000,
             "host": socket.gethostname(), "resume": bool(resume)})))
         if self.transport is not None:
@@ -119,6 +122,35 @@ class Run:
     def step(self) -> int:
         return self._step
 
+    @property
+    def name(self) -> str:
+        """The run's display name; setting it stores the new name (`run.name = "baseline-2"`)."""
+        return self._name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self._edit("name", value)
+
+    @property
+    def tags(self) -> list[str]:
+        """The run's tags; setting them replaces the stored tags (`run.tags = ["a", "b"]`)."""
+        return list(self._tags)
+
+    @tags.setter
+    def tags(self, value: Any) -> None:
+        if isinstance(value, str) or not hasattr(value, "__iter__"):
+            raise TypeError(f"run.tags takes a list of strings, not {type(value).__name__}")
+        self._edit("tags", list(value))
+
+    @property
+    def notes(self) -> str:
+        """The run's notes; setting them stores the new notes."""
+        return self._notes
+
+    @notes.setter
+    def notes(self, value: str) -> None:
+        self._edit("notes", value)
+
     def log(self, data: dict[str, Any], step: int | None = None, commit: bool | None = None) -> None:
         """Record metrics at a step. Never blocks and never does I/O.
 
@@ -132,11 +164,16 @@ class Run:
         a value that is not a scalar (on the sender thread). Each refusal is
         counted in `run.stats()` and in `finish()`'s closing line.
 
+        As in W&B, a nested dict becomes dotted keys (`{"train": {"loss": x}}` is
+        `train.loss`), a list or array of numbers a Histogram, and a call after
+        `finish()` raises UsageError.
+
         Example:
             run.log({"loss": 0.25, "acc": 0.91})
             run.log({"val/loss": 0.3}, step=100)
         """
         if self._disabled:
+            self._refuse_if_ended("log()")
             return
         if type(data) is not dict:
             data = _as_dict(data)
@@ -158,11 +195,19 @@ class Run:
                 return
             self._step = step
             advance = commit is True
+        plain = PLAIN.issuperset(map(type, data.values()))
+        if not plain:
+            data = expand(data)  # a new dict
         if not self._keys.known.issuperset(data):  # each key is checked once per run
             data = self._keys.filter(data)
-        values = data.copy()
+        values = data.copy() if plain else data
         ts = time.time_ns() // 1000
-        if not PLAIN.issuperset(map(type, values.values())):
+        if self._step_sync is not None:
+            self._step_sync.fill(values)
+        if plain:
+            self._recent.update(values)  # what run.summary reads before the sender has seen it
+        else:
+            self._recent.update({k: v for k, v in values.items() if type(v) in PLAIN})
             values = snapshot(values)
             for item in split_media(values, step, ts):  # Image, Histogram: encoded by the sender
                 self._queue.append(("deferred", item))
@@ -177,23 +222,37 @@ class Run:
             self._step = step + 1
 
     def define_metric(self, name: str, step_metric: str | None = None, summary: str | None = None,
-                      goal: str | None = None, hidden: bool = False, **_: Any) -> MetricDefinition:
-        """Say how a metric (or a glob such as `val/*`) is summarised and plotted.
+                      goal: str | None = None, hidden: bool = False, step_sync: bool | None = None,
+                      overwrite: bool | None = None, **_: Any) -> MetricDefinition:
+        """Say how a metric (or a glob such as `val/*`) is summarised and plotted; W&B's rules:
+
+        an exact name beats a glob, and among globs the last defined wins; defining a name again
+        adds to its definition unless `overwrite=True`. With a `step_metric`, `step_sync` (on
+        unless False) adds the step metric's last value to a logged row that lacks it.
 
         Example:
             run.define_metric("val/loss", summary="min", goal="minimize")
+            run.define_metric("val/*", step_metric="epoch")
         """
-        if problem := key_problem(name):
+        self._refuse_if_ended("define_metric()")
+        if problem := key_problem(name) or (step_metric and key_problem(step_metric)):
             raise ValueError(f"define_metric(): {problem}")
         goal = {"min": "minimize", "max": "maximize"}.get(goal or "", goal or "")
-        definition = MetricDefinition(name, step_metric or "", summary or "", goal, hidden)
-        self.tracker.define(definition)
+        step_sync = bool(step_metric) if step_sync is None else bool(step_sync and step_metric)
+        definition = self.tracker.define(MetricDefinition(name, step_metric or "", summary or "", goal,
+                                                          bool(hidden), step_sync), overwrite=bool(overwrite))
+        if self._step_sync is None and step_sync:
+            self._step_sync = StepSync(self.tracker)
+        if self._step_sync is not None:
+            self._step_sync.refresh()
         self._enqueue("metric", {"name": name, "step_metric": definition.step_metric,
-                                 "summary": definition.summary, "goal": goal, "hidden": hidden})
+                                 "summary": definition.summary, "goal": definition.goal,
+                                 "hidden": definition.hidden})
         return definition
 
     def alert(self, title: str, text: str, level: str = "INFO") -> None:
         """Record an alert for this run. Example: `run.alert("NaN loss", "step 120", "ERROR")`."""
+        self._refuse_if_ended("alert()")
         level = str(getattr(level, "value", level)).upper()
         if level not in ("INFO", "WARN", "ERROR"):
             raise ValueError(f"level must be INFO, WARN or ERROR, not {level!r}")
@@ -226,10 +285,21 @@ class Run:
     def finish(self, exit_code: int | None = None, quiet: bool = False) -> None:
         """End the run: flush, wait for the server's acks (up to the finish timeout), close.
 
-        What the server did not acknowledge stays in the spool for `pulse sync`.
+        What the server did not acknowledge stays in the spool for `pulse sync`. Afterwards
+        `emitter.run` is None (when it was this run) and `log()` raises UsageError.
         """
-        if self._finished or os.getpid() != self._pid:
+        if self._ended or os.getpid() != self._pid:
             return
+        self._ended = True
+        try:
+            if not self._finished:  # a disabled run has nothing to send
+                self._end(exit_code, quiet)
+        finally:
+            from . import _run_ended  # the package, loaded by now
+
+            _run_ended(self)
+
+    def _end(self, exit_code: int | None, quiet: bool) -> None:
         self._finished = True
         self._disabled = True
         code, error = self._exit or (exit_code or 0, "")
@@ -254,11 +324,27 @@ class Run:
         live_runs.discard(self)
         self._report(delivered, quiet)
 
+    def is_live(self) -> bool:
+        """Whether this run takes data: started in this process and not finished."""
+        return not self._ended and os.getpid() == self._pid
+
     # -- internals ------------------------------------------------------------
 
     def _enqueue(self, kind: str, payload: Any) -> None:
         if not self._disabled:
             self._queue.append((kind, payload))
+
+    def _refuse_if_ended(self, call: str) -> None:
+        """W&B's rule: a finished run takes nothing more."""
+        if self._ended:
+            raise UsageError(f"Run ({self.id}) is finished: {call} needs an active run (emitter.init() starts one)")
+
+    def _edit(self, field: str, value: Any) -> None:
+        """`run.name/tags/notes = ...`: checked as init() checks them, then sent as the run's new metadata."""
+        self._refuse_if_ended(f"the run.{field} setter")
+        check_edit(field, value)
+        setattr(self, f"_{field}", value)
+        self._enqueue("update", {field: value})
 
     def _config_changed(self, items: dict[str, Any]) -> None:
         if self._queue is not None and not self._disabled:
@@ -287,7 +373,7 @@ class Run:
         b, t, spool = self._batcher, self.transport, self.spool
         dropped = dict(self.refusals.points)
         dropped["spool full"] = b.dropped_points
-        dropped["disk full"] = b.disk_dropped_points  # or a quota, or an I/O error: never written
+        dropped["disk full"] = self._disk_dropped_points()  # or a quota, or an I/O error: never written
         return Outcome(
             run_id=self.id, state=self._end_state, mode=self.mode, server=self.settings.server,
             url=self.url, spool_dir=spool.directory, rejected_dir=rejected_dir(spool.directory),
@@ -302,7 +388,9 @@ class Run:
 
         `dropped` counts metric points never sent, by reason ("bad step", "earlier step",
         "bad key", "bad value"); `refused_calls` the log() calls dropped whole, by reason;
-        `rejected_keys` each key dropped, with its first reason.
+        `rejected_keys` each key dropped, with its first reason; `disk_dropped_points` the points a
+        refusing disk (full, quota, I/O error) dropped from the spool and the overflow file, whose
+        failed writes `spool_write_failures` and `overflow_write_failures` count.
         """
         b, t = self._batcher, self.transport
         return {"step": self._step, "backwards_dropped": self.refusals.calls.get("earlier step", 0),
@@ -314,8 +402,16 @@ class Run:
                 "rejected_keys": dict(self.refusals.keys),
                 "points_written": b.points_written if b else 0,
                 "refused_batches": len(t.refused_batches) if t else 0,
+                "disk_dropped_points": self._disk_dropped_points(),
+                "spool_write_failures": self.spool.write_failures if self.spool else 0,
+                "overflow_write_failures": b.spilled.write_failures if b else 0,
                 "start_refused": self._start_refused,
                 "pending_batches": self.spool.pending if self.spool else 0}
+
+    def _disk_dropped_points(self) -> int:
+        """Metric points a refusing disk dropped: in batches for the spool, and in spilled log() calls."""
+        b = self._batcher
+        return b.disk_dropped_points + b.spilled.dropped_points if b else 0
 
     def _after_fork_in_child(self) -> None:
         self._disabled = True

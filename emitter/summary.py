@@ -24,6 +24,7 @@ class MetricDefinition:
     summary: str = ""
     goal: str = ""
     hidden: bool = False
+    step_sync: bool = False  # rows without `step_metric` get its last value (W&B's default with a step_metric)
 
     def __post_init__(self) -> None:
         for part in self.modes:
@@ -38,11 +39,28 @@ class MetricDefinition:
     def modes(self) -> list[str]:
         return [part.strip() for part in self.summary.split(",") if part.strip()]
 
+    @property
+    def is_glob(self) -> bool:
+        return any(c in self.name for c in "*?[")
+
+    def merged(self, later: MetricDefinition) -> MetricDefinition:
+        """This definition updated by a later one of the same name, as W&B merges them (without
+        overwrite=True): what the later one says wins, summaries add up, flags stay set."""
+        if not later.summary:
+            modes = self.modes
+        elif "none" in later.modes:
+            modes = ["none"]
+        else:
+            modes = [m for m in dict.fromkeys(self.modes + later.modes) if m != "none"]
+        return MetricDefinition(self.name, later.step_metric or self.step_metric, ",".join(modes),
+                                later.goal or self.goal, self.hidden or later.hidden, self.step_sync or later.step_sync)
+
 
 class SummaryTracker:
     def __init__(self) -> None:
         self.last: dict[str, Any] = {}
-        self._definitions: list[MetricDefinition] = []
+        self._exact: dict[str, MetricDefinition] = {}
+        self._globs: dict[str, MetricDefinition] = {}  # in definition order: the last that matches wins
         self._matched: dict[str, MetricDefinition | None] = {}
         self._aggregates: dict[str, dict[str, float]] = {}
         self._counts: dict[str, int] = {}
@@ -50,17 +68,36 @@ class SummaryTracker:
         self.version = 0
         self._lock = threading.Lock()
 
-    def define(self, definition: MetricDefinition) -> None:
+    def define(self, definition: MetricDefinition, overwrite: bool = False) -> MetricDefinition:
+        """Add (or, by name, merge into an earlier one unless `overwrite`) a definition; the one now in force."""
         with self._lock:
-            self._definitions.append(definition)
+            table = self._globs if definition.is_glob else self._exact
+            earlier = table.pop(definition.name, None)
+            if earlier is not None and not overwrite:
+                definition = earlier.merged(definition)
+            table[definition.name] = definition  # a redefined glob counts as the latest
             self._matched.clear()
+            return definition
+
+    def synced_steps(self) -> set[str]:
+        """The step metrics that definitions with `step_sync` add to rows lacking them."""
+        with self._lock:
+            return {d.step_metric for table in (self._exact, self._globs) for d in table.values() if d.step_sync}
+
+    def definition(self, key: str) -> MetricDefinition | None:
+        """The definition for a logged key (any thread)."""
+        with self._lock:
+            return self._definition(key)
 
     def _definition(self, key: str) -> MetricDefinition | None:
+        """An exact definition beats every glob; among globs the last defined that matches wins."""
         if key not in self._matched:
-            found = None
-            for d in self._definitions:
-                if d.name == key or fnmatch.fnmatchcase(key, d.name):
-                    found = d
+            found = self._exact.get(key)
+            if found is None:
+                for d in reversed(self._globs.values()):
+                    if fnmatch.fnmatchcase(key, d.name):
+                        found = d
+                        break
             self._matched[key] = found
         return self._matched[key]
 
@@ -69,7 +106,7 @@ class SummaryTracker:
         with self._lock:
             self.last.update(values)
             self.version += 1
-            if self._definitions:
+            if self._exact or self._globs:
                 for key, value in values.items():
                     d = self._definition(key)
                     if d is not None and d.summary:
@@ -86,10 +123,13 @@ class SummaryTracker:
         agg.setdefault("first", value)
         agg["best"] = agg["min"] if d.goal == "minimize" else agg["max"]
 
-    def result(self) -> dict[str, Any]:
+    def result(self, recent: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The summary as the sender has seen the run; with `recent` (the plain values `log()` took
+        on the caller's thread, newer than that), their values stand for each key's last value."""
         with self._lock:
             out: dict[str, Any] = {}
-            for key, value in self.last.items():
+            last = {**self.last, **recent} if recent else self.last
+            for key, value in last.items():
                 d = self._definition(key)
                 modes = d.modes if d is not None and d.summary else ["last"]
                 if "none" in modes:
@@ -97,6 +137,8 @@ class SummaryTracker:
                 if modes == ["last"]:
                     out[key] = value
                     continue
+                if key not in self.last:
+                    continue  # its min, max, ... are the sender's to compute: not yet
                 agg = self._aggregates.get(key, {})
                 out[key] = {m: (value if m == "last" else agg.get(m)) for m in modes}
             out.update(self.explicit)
@@ -111,15 +153,22 @@ class SummaryTracker:
 class Summary(MutableMapping):
     """`run.summary`: read the computed summary, or set your own entries.
 
+    A value `log()` took is readable at once, as in W&B: the sender computes the summary later,
+    so reads see the caller's last plain values (`recent`) over the sender's.
+
     Example:
         run.summary["best_accuracy"] = 0.93
     """
 
-    def __init__(self, tracker: SummaryTracker) -> None:
+    def __init__(self, tracker: SummaryTracker, recent: dict[str, Any] | None = None) -> None:
         self._tracker = tracker
+        self._recent = recent if recent is not None else {}
+
+    def _current(self) -> dict[str, Any]:
+        return self._tracker.result(self._recent)
 
     def __getitem__(self, key: str) -> Any:
-        return self._tracker.result()[key]
+        return self._current()[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
         self.update({key: value})
@@ -128,13 +177,54 @@ class Summary(MutableMapping):
         raise TypeError("summary entries cannot be deleted")
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._tracker.result())
+        return iter(self._current())
 
     def __len__(self) -> int:
-        return len(self._tracker.result())
+        return len(self._current())
 
     def update(self, items: Any = (), **kwargs: Any) -> None:  # type: ignore[override]
         self._tracker.set_explicit(dict(items, **kwargs))
 
     def __repr__(self) -> str:
-        return f"Summary({self._tracker.result()!r})"
+        return f"Summary({self._current()!r})"
+
+
+class StepSync:
+    """`define_metric(..., step_metric=s, step_sync=True)` on the caller's thread: a logged row with
+    such a metric but without `s` gets `s`'s last logged value, as W&B adds it to the row (0 until
+    `s` is first logged, as in W&B). Only runs that define one pay for it.
+
+    Example:
+        run.define_metric("*", step_metric="trainer/global_step", step_sync=True)
+        run.log({"trainer/global_step": 7, "loss": 0.5})
+        run.log({"val/acc": 0.9})  # stored with trainer/global_step = 7
+    """
+
+    def __init__(self, tracker: SummaryTracker) -> None:
+        self._tracker = tracker
+        self._latest: dict[str, Any] = {}
+        self._step_of: dict[str, str] = {}  # logged key -> its synced step metric ("" for none)
+
+    def refresh(self) -> None:
+        """Definitions changed: forget which key syncs which step metric."""
+        self._step_of = {}
+        for step in self._tracker.synced_steps():
+            self._latest.setdefault(step, 0)
+
+    def fill(self, row: dict) -> None:
+        """Add the missing step metrics to `row` (a dict log() owns)."""
+        latest, step_of = self._latest, self._step_of
+        if len(step_of) > 100_000:
+            step_of.clear()  # keys made up per step (f"sample_{i}") must not grow this forever
+        for step in latest:
+            if step in row:
+                latest[step] = row[step]
+        missing = {}
+        for key in row:
+            step = step_of.get(key)
+            if step is None:
+                d = self._tracker.definition(key)
+                step = step_of[key] = d.step_metric if d is not None and d.step_sync else ""
+            if step and step not in row:
+                missing[step] = latest.get(step, 0)
+        row.update(missing)

@@ -111,6 +111,8 @@ class Model:
             if not valid_name(key, 512):
                 self.count("bad key", 1)
                 self.refused_keys.add(key if isinstance(key, str) else repr(key))
+            elif isinstance(value, list):
+                continue  # W&B makes a histogram of a list of numbers: no metric point
             elif (number := as_value(value)) is None:
                 self.count("bad value", 1)
                 self.refused_keys.add(key)

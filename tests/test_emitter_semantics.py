@@ -43,7 +43,7 @@ def test_steps_auto_increment_merge_on_repeat_and_never_go_back(emitter_env, cap
     assert len(warnings) == 1  # warned once
 
 
-def test_numbers_bools_numpy_scalars_and_zero_dim_tensors_are_logged_others_rejected_by_key(
+def test_numbers_bools_numpy_scalars_and_zero_dim_tensors_are_logged_arrays_histograms_others_rejected_by_key(
         emitter_env, caplog):
     run = emitter.init(project=project())
     emitter.log({
@@ -61,8 +61,11 @@ def test_numbers_bools_numpy_scalars_and_zero_dim_tensors_are_logged_others_reje
         "np_0d": 2.5, "tensor": 4.25, "inf": float("inf")}
     assert np.isnan(stored["nan"])
     rejected = run.stats()["rejected_keys"]
-    assert set(rejected) == {"text", "vector", "tensor_1d", "array", "complex"}
-    assert "str" in rejected["text"] and "list" in rejected["vector"]
+    assert set(rejected) == {"text", "complex"}
+    assert "str" in rejected["text"] and "complex" in rejected["complex"]
+    hists = emitter_env.query("SELECT key, count FROM histograms FINAL WHERE run_id = {r:String} ORDER BY key",
+                              r=run.id)
+    assert [(h["key"], h["count"]) for h in hists] == [("array", 2), ("tensor_1d", 3), ("vector", 2)]  # as W&B
     assert any("text" in r.message and "str" in r.message for r in caplog.records)
 
 

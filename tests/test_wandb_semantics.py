@@ -1,7 +1,6 @@
 """W&B semantics, through the `wandb` compatibility package (compat/wandb) and through `emitter` itself.
 
-Where the emitter does not behave as W&B yet, its test is marked xfail(strict=True) with the
-change it needs; the compat package's own test of the same behaviour passes meanwhile.
+The emitter keeps them (compat only gives them W&B's names), so each holds both ways.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ import pytest
 import emitter
 from conftest import run_script
 from emitter.config import Config, ConfigError, select_keys
+from emitter.summary import MetricDefinition, SummaryTracker
 
 
 def project() -> str:
@@ -31,10 +31,6 @@ def points(ingest, run_id: str) -> list[tuple[str, int, float]]:
 
 def summary_of(ingest, project_name: str, run_id: str) -> dict:
     return json.loads(ingest.run_row(project_name, run_id)["summary"])
-
-
-def needs(change: str):
-    return pytest.mark.xfail(strict=True, reason=f"needs {change}")
 
 
 @pytest.fixture
@@ -213,23 +209,27 @@ def test_unimplemented_init_argument_warns_once_naming_it(wandb, caplog):
     finally:
         pulse_log.removeHandler(caplog.handler)
     warnings = [r.getMessage() for r in caplog.records if "monitor_gym" in r.getMessage()]
-    assert warnings == ["pulse: wandb.init(monitor_gym=...) is not implemented by Pulse; ignored"]
+    assert warnings == ["pulse: init(monitor_gym=...) is not implemented by Pulse; ignored"]
     assert not any("anonymous" in r.getMessage() for r in caplog.records)  # None is W&B's default
 
 
 # -- the emitter itself (import emitter as wandb) ------------------------------------------------
 
 
-@needs("emitter/__init__.py init(): return the live run when one is active unless reinit is truthy")
 def test_emitter_second_init_returns_the_live_run(emitter_env):
     first = emitter.init(project=project())
     try:
         assert emitter.init(project=first.project) is first
+        assert emitter.init(project=first.project, reinit="return_previous") is first
+        with pytest.raises(emitter.UsageError, match="reinit must be"):
+            emitter.init(project=first.project, reinit="sometimes")
+        with pytest.raises(emitter.UsageError, match="resume='must' while a run is live"):
+            emitter.init(project=first.project, id=first.id, resume="must")
+        assert emitter.run is first and first.is_live()
     finally:
         emitter.finish()
 
 
-@needs("emitter/run.py Run.log(): raise an error once the run is finished (W&B's UsageError)")
 def test_emitter_log_after_finish_raises(emitter_env):
     run = emitter.init(project=project())
     run.finish()
@@ -238,7 +238,6 @@ def test_emitter_log_after_finish_raises(emitter_env):
     emitter.finish()
 
 
-@needs("emitter/run.py Run.finish(): set emitter.run (and config, summary) back when it is the module's run")
 def test_emitter_run_is_none_after_run_finish(emitter_env):
     run = emitter.init(project=project())
     run.finish()
@@ -248,14 +247,12 @@ def test_emitter_run_is_none_after_run_finish(emitter_env):
         emitter.finish()
 
 
-@needs("emitter/__init__.py _resumed_step(): resume='allow' without an id starts a new run, as W&B does")
 def test_emitter_resume_allow_without_id_starts_a_new_run(emitter_env):
     run = emitter.init(project=project(), id=None, resume="allow")
     emitter.finish()
     assert emitter_env.run_row(run.project, run.id)["state"] == "finished"
 
 
-@needs("emitter/summary.py: Summary.__getitem__ sees values logged on the caller's thread before the sender")
 def test_emitter_summary_is_readable_right_after_log(emitter_env):
     emitter.init(project=project())
     try:
@@ -265,7 +262,6 @@ def test_emitter_summary_is_readable_right_after_log(emitter_env):
         emitter.finish()
 
 
-@needs("emitter/run.py Run.log(): flatten nested dicts to dotted keys")
 def test_emitter_log_flattens_nested_dicts(emitter_env):
     run = emitter.init(project=project())
     emitter.log({"train": {"loss": 0.5}})
@@ -273,7 +269,6 @@ def test_emitter_log_flattens_nested_dicts(emitter_env):
     assert points(emitter_env, run.id) == [("train.loss", 0, 0.5)]
 
 
-@needs("emitter/run.py Run.log(): number lists and arrays (size > 1) become Histograms")
 def test_emitter_log_makes_histograms_of_arrays_and_lists(emitter_env):
     run = emitter.init(project=project())
     emitter.log({"weights": np.arange(10.0), "grads": [1.0, 2.0]})
@@ -282,7 +277,6 @@ def test_emitter_log_makes_histograms_of_arrays_and_lists(emitter_env):
     assert [h["key"] for h in hists] == ["grads", "weights"]
 
 
-@needs("emitter/run.py: Run.name/tags/notes setters that send the run's new metadata")
 def test_emitter_name_tags_notes_set_after_init_are_stored(emitter_env):
     run = emitter.init(project=project(), name="before")
     run.name, run.tags, run.notes = "after", ["a", "b"], "changed"
@@ -291,7 +285,40 @@ def test_emitter_name_tags_notes_set_after_init_are_stored(emitter_env):
     assert (row["name"], list(row["tags"]), row["notes"]) == ("after", ["a", "b"], "changed")
 
 
-@needs("emitter/summary.py SummaryTracker._definition(): an exact definition beats a glob, whatever the order")
+def test_run_metadata_set_after_init_is_refused_at_the_call_and_by_the_ingest_as_at_init(emitter_env):
+    from ingest.validate import event_problem
+    from pulse.v1 import telemetry_pb2 as pb
+
+    run = emitter.init(project=project(), name="kept")
+    try:
+        with pytest.raises(ValueError, match=r"run\.name = \.\.\.: name contains control characters"):
+            run.name = "two\nlines"
+        with pytest.raises(TypeError, match="list of strings"):
+            run.tags = "a,b"
+        assert run.name == "kept" and run.tags == []
+    finally:
+        emitter.finish()
+    with pytest.raises(emitter.UsageError, match="is finished"):
+        run.notes = "too late"
+    assert "control characters" in event_problem(pb.Event(update=pb.RunUpdate(name="two\nlines")))
+    assert event_problem(pb.Event(update=pb.RunUpdate(set_tags=True, tags=[""]))) == "tags[0] is empty"
+    assert event_problem(pb.Event(update=pb.RunUpdate(notes="fine", set_tags=True))) is None
+
+
+def test_metric_definitions_exact_beats_glob_last_glob_wins_and_a_name_defined_again_adds_up():
+    tracker = SummaryTracker()
+    tracker.define(MetricDefinition("train/*", summary="max"))
+    tracker.define(MetricDefinition("loss", summary="min"))
+    tracker.define(MetricDefinition("*", step_metric="step", step_sync=True))
+    assert tracker.definition("loss").summary == "min"  # an exact name beats any glob, defined before or after
+    assert tracker.definition("train/acc").name == "*"  # the later glob: train/*'s summary="max" is gone
+    again = tracker.define(MetricDefinition("loss", summary="max", goal="minimize"))
+    assert (again.modes, again.goal) == (["min", "max"], "minimize")  # W&B merges a redefinition...
+    again = tracker.define(MetricDefinition("loss", summary="last"), overwrite=True)
+    assert (again.modes, again.goal) == (["last"], "")  # ...unless overwrite=True
+    assert tracker.synced_steps() == {"step"}
+
+
 def test_emitter_later_glob_definition_keeps_earlier_summary_setting(emitter_env):
     run = emitter.init(project=project())
     emitter.define_metric("eval/loss", summary="min")
@@ -303,8 +330,6 @@ def test_emitter_later_glob_definition_keeps_earlier_summary_setting(emitter_env
     assert summary_of(emitter_env, run.project, run.id)["eval/loss"] == {"min": 0.2}
 
 
-@needs("emitter/run.py Run.log(): with define_metric(step_sync=True), a row without its step metric gets "
-       "the step metric's last value")
 def test_emitter_step_sync_adds_the_step_metric_to_rows_without_it(emitter_env):
     run = emitter.init(project=project())
     emitter.define_metric("trainer/global_step")
@@ -315,6 +340,20 @@ def test_emitter_step_sync_adds_the_step_metric_to_rows_without_it(emitter_env):
     assert ("trainer/global_step", 1, 7.0) in points(emitter_env, run.id)
 
 
+def test_emitter_step_sync_is_on_with_a_step_metric_unless_turned_off_as_in_w_and_b(emitter_env):
+    run = emitter.init(project=project())
+    emitter.define_metric("val/*", step_metric="epoch")  # W&B: step_sync defaults to True here
+    emitter.define_metric("test/*", step_metric="epoch", step_sync=False)
+    emitter.log({"val/acc": 0.5})  # before any epoch: W&B adds 0
+    emitter.log({"epoch": 3})
+    emitter.log({"val/acc": 0.7, "test/acc": 0.6})
+    emitter.log({"test/acc": 0.8})
+    emitter.finish()
+    assert points(emitter_env, run.id) == [("epoch", 0, 0.0), ("val/acc", 0, 0.5), ("epoch", 1, 3.0),
+                                           ("epoch", 2, 3.0), ("test/acc", 2, 0.6), ("val/acc", 2, 0.7),
+                                           ("test/acc", 3, 0.8)]
+
+
 def test_emitter_summary_keeps_ints_as_ints(emitter_env):
     run = emitter.init(project=project())
     emitter.log({"epoch": 3, "loss": 0.5})
@@ -323,7 +362,6 @@ def test_emitter_summary_keeps_ints_as_ints(emitter_env):
     assert summary["epoch"] == 3 and type(summary["epoch"]) is int and type(summary["loss"]) is float
 
 
-@needs("emitter/__init__.py init(): sync_tensorboard=True calls emitter.tensorboard.patch()")
 def test_emitter_init_sync_tensorboard_patches_the_writers(emitter_env):
     import emitter.tensorboard
 
@@ -335,13 +373,13 @@ def test_emitter_init_sync_tensorboard_patches_the_writers(emitter_env):
         emitter.finish()
 
 
-@needs("emitter/__init__.py init(): one warning naming each argument Pulse does not implement")
 def test_emitter_init_warns_about_an_argument_it_ignores(emitter_env, caplog):
     pulse_log = logging.getLogger("pulse")
     pulse_log.addHandler(caplog.handler)
     try:
-        emitter.init(project=project(), monitor_gym=True)
+        emitter.init(project=project(), fork_from="other-run?_step=10")
     finally:
         pulse_log.removeHandler(caplog.handler)
         emitter.finish()
-    assert any("monitor_gym" in r.getMessage() for r in caplog.records)
+    assert [r.getMessage() for r in caplog.records if "fork_from" in r.getMessage()] == [
+        "pulse: init(fork_from=...) is not implemented by Pulse; ignored"]

@@ -16,9 +16,5 @@ from typing import Any
 
 
 def live_run() -> Any:
-    """`emitter.run` unless it has finished (a run ended by `run.finish()` stays in `emitter.run`
-    until the emitter clears it itself)."""
-    run = getattr(sys.modules.get("emitter"), "run", None)
-    if run is None or (getattr(run, "_finished", False) and run.mode != "disabled"):
-        return None
-    return run
+    """`emitter.run`: the live run, or None (`run.finish()` sets it back to None)."""
+    return getattr(sys.modules.get("emitter"), "run", None)

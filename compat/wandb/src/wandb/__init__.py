@@ -27,6 +27,7 @@ except ImportError as error:  # pragma: no cover - an install mistake, said plai
                       "pip install pulse-tracker from the Pulse repository (`pip install .` at its top)") from error
 
 from emitter import Histogram, Image
+from emitter.checks import warn_once
 
 from . import _missing, env, errors, sdk, tensorboard, util, wandb_run
 from .errors import Error
@@ -106,8 +107,8 @@ def login(key: str | None = None, relogin: bool | None = None, host: str | None 
     """Nothing to log in to: Pulse reads its key from PULSE_API_KEY. A W&B key given here is neither
     used nor sent anywhere (it is W&B's credential, not the Pulse server's)."""
     if key or host:
-        sdk.wandb_init._warn_once("login", "pulse: wandb.login(key=/host=) is not used: Pulse authenticates "
-                                  "with PULSE_API_KEY against PULSE_SERVER")
+        warn_once("login", "pulse: wandb.login(key=/host=) is not used: Pulse authenticates "
+                  "with PULSE_API_KEY against PULSE_SERVER")
     return True
 
 

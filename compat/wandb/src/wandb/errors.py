@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-from emitter import AuthError
+from emitter import AuthError, Error, UsageError  # what the emitter raises is what W&B programs catch
 
-
-class Error(Exception):
-    """Base of W&B's errors."""
-
-    def __init__(self, message: str = "", context: dict | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.context = context
+__all__ = ["AuthenticationError", "CommError", "Error", "UnsupportedError", "UsageError"]
 
 
 class CommError(Error):
     """The server could not be reached or answered with an error."""
-
-
-class UsageError(Error):
-    """The API was called in a way it does not support (for example `log()` after `finish()`)."""
 
 
 class UnsupportedError(UsageError):

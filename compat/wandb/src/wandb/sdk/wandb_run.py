@@ -1,13 +1,11 @@
 """`wandb.Run` (also `wandb.wandb_run.Run` and `wandb.sdk.wandb_run.Run`): W&B's run API over an `emitter.Run`.
 
-What W&B does on the caller's side and the emitter does not (yet) is done here, in `Run.log`:
-nested dicts are flattened to dotted keys and arrays become histograms. A finished run refuses
-`log()` with `UsageError`, as W&B does, instead of dropping the call.
+The emitter keeps W&B's semantics itself (nested dicts and arrays in `log()`, `UsageError` once
+the run is finished, name/tags/notes set after init); this class gives them W&B's names.
 """
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,6 @@ from typing import Any
 import emitter
 
 from .. import _missing
-from ..errors import UsageError
 
 _current: Run | None = None
 
@@ -42,7 +39,6 @@ class Run:
 
     def __init__(self, run: emitter.Run) -> None:
         self._run = run
-        self._is_finished = False
 
     # -- identity -----------------------------------------------------------------
 
@@ -122,28 +118,25 @@ class Run:
             sync: bool | None = None) -> None:
         """Log metrics; see `emitter.Run.log`. Raises UsageError once the run is finished."""
         del sync  # deprecated in W&B, and without meaning here
-        self._refuse_if_finished("log")
         if not isinstance(data, Mapping):
             raise TypeError(f"log() takes a dict of metrics, not {type(data).__name__}")
-        self._run.log(pulse_values(data), step=step, commit=commit)
+        self._run.log(data if type(data) is dict else dict(data), step=step, commit=commit)
 
     def define_metric(self, name: str, step_metric: Any = None, step_sync: bool | None = None,
                       hidden: bool | None = None, summary: str | None = None, goal: str | None = None,
                       overwrite: bool | None = None) -> Any:
         """Say how a metric is summarised and plotted; see `emitter.Run.define_metric`."""
-        self._refuse_if_finished("define_metric")
         step_metric = getattr(step_metric, "name", step_metric)  # W&B also takes the object define_metric returned
         return self._run.define_metric(name, step_metric=step_metric, summary=summary, goal=goal,
                                        hidden=bool(hidden), step_sync=step_sync, overwrite=overwrite)
 
     def alert(self, title: str, text: str, level: Any = None, wait_duration: Any = None) -> None:
-        self._refuse_if_finished("alert")
         self._run.alert(title, text, level or "INFO")
 
     def watch(self, models: Any, criterion: Any = None, log: str | None = "gradients", log_freq: int = 1000,
               idx: int | None = None, log_graph: bool = False) -> None:
         """Gradient (and parameter) histograms of torch models; see `emitter.watch`."""
-        self._refuse_if_finished("watch")
+        self._run._refuse_if_ended("watch()")
         from emitter.torch_hooks import watch as watch_models
 
         watch_models(self._run, models, criterion=criterion, log=log, log_freq=log_freq, idx=idx,
@@ -154,13 +147,7 @@ class Run:
 
     def finish(self, exit_code: int | None = None, quiet: bool | None = None) -> None:
         """End the run (flush, wait for the server); `wandb.run` is None afterwards."""
-        if self._is_finished:
-            return
-        self._is_finished = True
-        if emitter.run is self._run:
-            emitter.finish(exit_code=exit_code, quiet=quiet)
-        else:
-            self._run.finish(exit_code=exit_code, quiet=bool(quiet))
+        self._run.finish(exit_code=exit_code, quiet=bool(quiet))
 
     def _label(self, **_: Any) -> None:
         """W&B's telemetry label for the integration in use (transformers calls it); nothing to record."""
@@ -182,11 +169,6 @@ class Run:
     link_model = _missing.feature("link_model", 14)
     log_code = _missing.feature("log_code", 14)
 
-    def _refuse_if_finished(self, call: str) -> None:
-        if self._is_finished or emitter.run is not self._run:  # another init() finished it
-            raise UsageError(f"Run ({self.id}) is finished. The call to `{call}` will be ignored. "
-                             "Please make sure that you are using an active run.")
-
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") or name == "_run":  # copy and pickle probe these before __init__
             raise AttributeError(name)
@@ -203,40 +185,3 @@ class Run:
     def __repr__(self) -> str:
         return f"<wandb Run {self.project}/{self.id} ({self.name}) on Pulse>"
 
-
-def pulse_values(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """W&B's reading of a `log()` dict: nested dicts become `outer.inner` keys, number
-    sequences and arrays become histograms, one-element arrays become scalars."""
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(pulse_values(value, prefix=f"{name}."))
-        else:
-            out[name] = _w_and_b_value(value)
-    return out
-
-
-def _w_and_b_value(value: Any) -> Any:
-    if type(value) in (float, int, bool):
-        return value
-    if type(value) in (list, tuple) and value and all(
-            isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value):
-        return emitter.Histogram(value)
-    size, ndim = getattr(value, "size", None), getattr(value, "ndim", None)
-    if callable(size):  # torch tensors: size() and numel()
-        size = value.numel() if hasattr(value, "numel") else None
-    if isinstance(size, int) and isinstance(ndim, int) and ndim >= 1 and getattr(value, "dtype", None) is not None:
-        if size == 1:
-            return value.reshape(())  # a 0-dim array or tensor: a scalar
-        if size > 1 and _numeric(value):
-            return emitter.Histogram(value)
-    return value
-
-
-def _numeric(value: Any) -> bool:
-    dtype = value.dtype
-    kind = getattr(dtype, "kind", None)
-    if kind is not None:  # numpy
-        return kind in "iuf"
-    return bool(getattr(dtype, "is_floating_point", False)) or "int" in str(dtype)

@@ -3,7 +3,9 @@
 It uploads every intact record, skips damaged bytes (saying which file, where,
 how much), moves files with damage to `PULSE_DIR/quarantine/` instead of
 deleting them, leaves a spool another process holds alone, and never loads a
-pickle (`overflow.pkl` of older releases).
+pickle (`overflow.pkl` of older releases). A batch the server refuses as a
+whole is set aside in `PULSE_DIR/rejected/` (emitter/rejected.py) and named in
+the result: not everything was stored, so `pulse sync` fails.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from .overflow import LEGACY_NOTE
 from .records import Damage
 from .settings import Settings
 from .spool import LEGACY_OVERFLOW, OVERFLOW, Spool, SpoolBusy, spooled_streams
-from .transport import Transport
+from .transport import RefusedBatch, Transport
 
 log = logging.getLogger("pulse")
 
@@ -35,6 +37,7 @@ class SyncResult:
     quarantined: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # data left on disk, not uploaded, and why
     unit: str = "batches"  # what `batches` counts: a stream's batches, or an artifact job's files
+    rejected: list[RefusedBatch] = field(default_factory=list)  # refused whole: set aside, not stored
 
     @property
     def corrupt(self) -> list[tuple[str, Damage]]:
@@ -43,7 +46,7 @@ class SyncResult:
 
     @property
     def failed(self) -> bool:
-        return (not self.uploaded and not self.busy) or bool(self.corrupt) or bool(self.notes)
+        return (not self.uploaded and not self.busy) or bool(self.corrupt) or bool(self.notes) or bool(self.rejected)
 
 
 def sync(root: Path | None = None, server: str | None = None, timeout: float = 120.0) -> list[SyncResult]:
@@ -121,7 +124,8 @@ def _upload(spool: Spool, settings: Settings, timeout: float, notes: list[str]) 
                           on_rejection=lambda r: log.warning("pulse: the server rejected %s: %s", r.what, r.reason))
     transport.start()
     uploaded = transport.close(timeout)
-    return SyncResult(directory, batches, uploaded, "" if uploaded else _why_not(transport, timeout), notes=notes)
+    return SyncResult(directory, batches, uploaded, "" if uploaded else _why_not(transport, timeout), notes=notes,
+                      rejected=list(transport.refused_batches))
 
 
 def _why_not(transport: Transport, timeout: float) -> str:

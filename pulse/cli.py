@@ -110,6 +110,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(_ingest_config(args), ui_port=args.ui_port, runs=args.runs, sweep_agents=args.sweep_agents)
 
 
+SHOWN_REFUSED = 20  # batches refused whole that `pulse sync` names one by one
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
     from emitter.sync import sync
 
@@ -118,6 +121,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
         print("pulse sync: nothing to upload")
     for r in results:
         status = r.reason if r.busy else "uploaded" if r.uploaded else f"NOT uploaded ({r.reason})"
+        if r.rejected:  # acknowledged, but not stored: say so beside "uploaded"
+            status += f", {len(r.rejected)} of them REFUSED by the server and not stored"
         stored_as = f" as {r.reason}" if r.uploaded and r.reason and not r.busy else ""
         print(f"pulse sync: {r.directory.name}: {r.batches} {r.unit} {status}{stored_as}")
         corrupt = r.corrupt
@@ -129,6 +134,13 @@ def cmd_sync(args: argparse.Namespace) -> int:
                   file=sys.stderr)
         for note in r.notes:
             print(f"pulse sync: {r.directory.name}: {note}", file=sys.stderr)
+        for refused in r.rejected[:SHOWN_REFUSED]:  # set aside by the transport (emitter/rejected.py), with why
+            print(f"pulse sync: {r.directory.name}: batch {refused.seq} ({refused.points} metric points) REFUSED "
+                  f"by the server: {refused.reason}; set aside in {refused.path} (reason in "
+                  f"{refused.path.with_suffix('.txt').name}), not stored", file=sys.stderr)
+        if len(r.rejected) > SHOWN_REFUSED:  # a refused start refuses every batch: name the place, not each
+            print(f"pulse sync: {r.directory.name}: and {len(r.rejected) - SHOWN_REFUSED} more batches REFUSED, "
+                  f"each set aside in {r.rejected[-1].path.parent} with its reason", file=sys.stderr)
     return 1 if any(r.failed for r in results) else 0
 
 

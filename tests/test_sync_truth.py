@@ -1,0 +1,93 @@
+"""`pulse sync` tells the truth, and spilled rows survive a kill while the sender takes them.
+
+Real spools (written in the spool's own record format, or by a real trainer process), a real
+ingest, and the real `pulse sync` command in a subprocess; every case counts the store.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from conftest import ROOT, Ingest
+from emitter.rejected import rejected_dir
+from emitter.spool import Spool
+from pulse.v1 import telemetry_pb2 as pb
+
+
+def stored(server: Ingest, project: str, run_id: str) -> dict[tuple[str, int], float]:
+    rows = server.query("SELECT key, step, value FROM metrics FINAL WHERE project = {p:String} AND "
+                        "run_id = {r:String}", p=project, r=run_id)
+    assert len(rows) == len({(r["key"], r["step"]) for r in rows}), "a point is stored twice"
+    return {(r["key"], r["step"]): r["value"] for r in rows}
+
+
+def pulse_sync(pulse_dir: Path, server: Ingest) -> subprocess.CompletedProcess:
+    """The `pulse` command itself, as a user runs it."""
+    env = {**os.environ, "PULSE_DIR": str(pulse_dir), "PULSE_SERVER": server.address}
+    return subprocess.run([sys.executable, "-m", "pulse.cli", "sync"], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+
+
+def _batch(project: str, run_id: str, stream_id: str, seq: int, step: int, name: str = "") -> bytes:
+    batch = pb.Batch(project=project, run_id=run_id, stream_id=stream_id, seq=seq)
+    if name:
+        batch.events.append(pb.Event(start=pb.RunStart(name=name, created_at_us=time.time_ns() // 1000)))
+    batch.scalars.keys.append("a")
+    batch.scalars.key_index.append(0)
+    batch.scalars.step.append(step)
+    batch.scalars.ts_us.append(time.time_ns() // 1000)
+    batch.scalars.value.append(float(step))
+    return batch.SerializeToString()
+
+
+# -- a batch set aside in rejected/ makes `pulse sync` fail, naming it -----------------------------
+
+
+def test_pulse_sync_names_a_batch_the_server_refused_whole_and_exits_1_storing_the_others(ingest, tmp_path):
+    project, run_id, stream_id = f"truth-{uuid.uuid4().hex[:8]}", f"r{uuid.uuid4().hex[:8]}", "s1"
+    pulse_dir = tmp_path / "pulse"
+    directory = pulse_dir / "spool" / f"{run_id}.{stream_id}"
+    spool = Spool(directory)
+    # Over the server's 32 MiB limit: refused as a whole, whatever the server's mood.
+    oversize = pb.Batch(project=project, run_id=run_id, stream_id=stream_id, seq=2,
+                        media=[pb.Media(key="m", data=b"\0" * (33 << 20))]).SerializeToString()
+    for seq, data in [(1, _batch(project, run_id, stream_id, 1, 0, name="truth")), (2, oversize),
+                      (3, _batch(project, run_id, stream_id, 3, 1))]:
+        spool.append(seq, data)
+    spool.close(remove_if_empty=False)
+
+    synced = pulse_sync(pulse_dir, ingest)
+
+    assert synced.returncode == 1, synced.stdout + synced.stderr
+    kept = rejected_dir(directory) / "00000002.pb"
+    line = next(x for x in synced.stderr.splitlines() if x.startswith(f"pulse sync: {directory.name}: batch 2 "))
+    assert "REFUSED by the server" in line and "exceeds the limit" in line and str(kept) in line, line
+    assert "1 of them REFUSED by the server and not stored" in synced.stdout, synced.stdout
+    assert "Traceback" not in synced.stderr, synced.stderr
+    assert kept.read_bytes() == oversize and "exceeds the limit" in kept.with_suffix(".txt").read_text()
+    assert stored(ingest, project, run_id) == {("a", 0): 0.0, ("a", 1): 1.0}
+    assert not directory.exists()  # nothing left to resend: the refused batch is in rejected/, not the spool
+
+
+def test_pulse_sync_of_a_run_whose_start_the_server_refuses_exits_1_naming_every_batch(ingest, tmp_path):
+    project, run_id, stream_id = f"truth-{uuid.uuid4().hex[:8]}", f"r{uuid.uuid4().hex[:8]}", "s1"
+    pulse_dir = tmp_path / "pulse"
+    directory = pulse_dir / "spool" / f"{run_id}.{stream_id}"
+    spool = Spool(directory)
+    spool.append(1, _batch(project, run_id, stream_id, 1, 0, name="two\nlines"))  # init() refuses it; sync may not
+    for seq in (2, 3):
+        spool.append(seq, _batch(project, run_id, stream_id, seq, seq - 1))
+    spool.close(remove_if_empty=False)
+
+    synced = pulse_sync(pulse_dir, ingest)
+
+    assert synced.returncode == 1, synced.stdout + synced.stderr
+    refused = [x for x in synced.stderr.splitlines() if "REFUSED by the server" in x]
+    assert [x.split(": batch ")[1].split()[0] for x in refused] == ["1", "2", "3"], synced.stderr
+    assert stored(ingest, project, run_id) == {}
+    assert sorted(p.name for p in rejected_dir(directory).glob("*.pb")) == [f"0000000{n}.pb" for n in (1, 2, 3)]

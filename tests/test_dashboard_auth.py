@@ -23,6 +23,7 @@ from dashboard_stack import Stack
 from test_dashboard_pages import APP, CHROMIUM, PAGE_CHECK, keep_screenshot
 
 from conftest import ROOT, Ingest, free_port, wait_for
+from dashboard.runs_table import link_name
 
 A, B = "alpha-proj", "beta-proj"
 A_RUNS, B_RUNS = ("alpha-first", "alpha-second"), ("beta-secret",)
@@ -136,7 +137,7 @@ def test_a_scoped_key_lists_its_own_project_only(monkeypatch, secured):
     scoped = session(monkeypatch, secured, secured.keys["a-read"], project=B)
     assert scoped.sidebar.selectbox[0].options == [A] and scoped.sidebar.selectbox[0].value == A
     assert f"reads '{A}' only" in scoped.warning[0].value.replace("\\", "")
-    assert sorted(scoped.dataframe[0].value["name"]) == sorted(A_RUNS)
+    assert sorted(scoped.dataframe[0].value["name"].map(link_name)) == sorted(A_RUNS)  # names link to run pages
     assert "key" in scoped.sidebar.caption[0].value and "read\\-only" in scoped.sidebar.caption[0].value
     assert "pk_" not in str(dict(scoped.query_params))  # the key never goes into the URL
 

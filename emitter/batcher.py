@@ -151,10 +151,11 @@ class Batcher:
                     n += len(record[2])
                 elif record[0] == "deferred":
                     n += record[1].weight  # media count by size, so a batch stays under the ingest's limit
-            if not records:
-                records = self._take_overflow()
-            self.drained_values += n
-            self._write_sized(records)
+            if records:
+                self.drained_values += n
+                self._write_sized(records)
+            else:  # the file goes only once its rows are on disk in the spool (overflow.py)
+                self.spilled.take(self._write_spilled)
             time.sleep(0)  # let the training thread have the GIL between batches
 
     def _housekeeping(self) -> None:
@@ -227,8 +228,11 @@ class Batcher:
                       "points (%d so far); run events are kept. Raise PULSE_SPOOL_MAX_MB or bring the server "
                       "back.", exc, self.dropped_points)
 
-    def _take_overflow(self) -> list:
-        return self.spilled.take()
+    def _write_spilled(self, rows: list) -> None:
+        """Rows taken from the overflow file: written to the spool and flushed to disk, so the file
+        can go without a crash losing them."""
+        self._write_sized(rows)
+        self._spool.sync()
 
     # -- fork -----------------------------------------------------------------
 

@@ -12,6 +12,12 @@ sender takes the file when it catches up and sends its rows in the run's own
 stream; if the trainer dies first, `pulse sync` moves the file into a stream
 directory of its own and uploads it as it is.
 
+Taking is crash-safe: the file is renamed to `overflow.taking.wal` (new spills
+start a fresh `overflow.wal`), its rows are appended to the spool and flushed
+to disk, and only then is it removed. A kill at any point leaves the rows in
+one file or the other, or both; `pulse sync` uploads both, and storage keeps
+each (project, run_id, key, step) once.
+
 A write the disk refuses drops those rows (counted, reported loudly) and
 never raises into the training loop. A value the encoder refuses (not a scalar)
 drops only its key, counted in the run's refusals (`run.stats()`).
@@ -22,7 +28,9 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from pulse.limits import BATCH_TARGET_BYTES
@@ -38,6 +46,13 @@ log = logging.getLogger("pulse")
 LEGACY_NOTE = ("legacy overflow.pkl not loaded: pickle files can execute code, so Pulse never reads them. "
                "Its records were spilled by a Pulse release before checksummed overflow files; if you trust "
                "the file, upload it with that release's `pulse sync`, then delete it.")
+# The overflow file while the sender takes it: named `*.wal` so that a stream directory holding
+# only it is still a spooled stream to `pulse sync` (spool.spooled_streams), and not numbered, so
+# it is no segment of the spool's own.
+TAKING = "overflow.taking.wal"
+# Tests only (tests/test_sync_truth.py): SIGKILL this process inside take(), "taken" (the file renamed,
+# its rows not yet in the spool) or "appended" (its rows in the spool, the file not yet removed).
+KILL_IN_TAKE = os.environ.get("PULSE_TEST_KILL_IN_OVERFLOW_TAKE", "")
 
 
 class Overflow:
@@ -48,6 +63,7 @@ class Overflow:
                  max_values: int = MAX_BATCH_VALUES, batch_bytes: int = BATCH_TARGET_BYTES,
                  refusals: Refusals | None = None) -> None:
         self.path = directory / OVERFLOW
+        self.taking = directory / TAKING
         self._encoder = Encoder(project, run_id, f"{stream_id}.spilled-{secrets.token_hex(3)}", refusals=refusals)
         self._max_values = max_values
         self._batch_bytes = batch_bytes
@@ -72,8 +88,8 @@ class Overflow:
         return self.writes.failures
 
     def has_records(self) -> bool:
-        """Whether the file is there for the sender to take."""
-        return not self._stuck and self.path.exists()
+        """Whether the file (or one a failed take left) is there for the sender to take."""
+        return not self._stuck and (self.path.exists() or self.taking.exists())
 
     def write(self, rows: list) -> None:
         """Append `(step, ts_us, values)` rows as records of batches within the sender's bounds, in one
@@ -114,36 +130,60 @@ class Overflow:
         except OSError:
             pass
 
-    def take(self) -> list:
-        """Every intact row in the file, removing it (a file with damage goes to quarantine instead)."""
+    def take(self, write: Callable[[list], None]) -> int:
+        """Hand every intact row in the file to `write`, then remove the file; the rows handed over.
+
+        `write` appends the rows to the spool and returns once they are on disk: the file is
+        removed only after that (moved to quarantine instead when it holds damage), so a kill at
+        any point loses nothing. If `write` raises, the file stays and the next take hands its
+        rows over again. Spills that arrive meanwhile go to a fresh file, never blocked by this.
+        """
         with self._lock:
-            try:
-                data = self.path.read_bytes()
-            except FileNotFoundError:
-                return []
-            except OSError as exc:
-                data, damage = b"", [Damage(0, 0, f"unreadable ({exc.strerror or exc})", 1, 0, 0)]
+            if not self.taking.exists():  # else a take that failed left it: take that one first
+                try:
+                    os.replace(self.path, self.taking)
+                except FileNotFoundError:
+                    return 0
+                except OSError as exc:
+                    return self._stick(f"could not take {self.path} ({exc})")
+                self._good_size, self._torn = 0, False
+        try:
+            data = self.taking.read_bytes()
+        except OSError as exc:
+            data, damage = b"", [Damage(0, 0, f"unreadable ({exc.strerror or exc})", 1, 0, 0)]
+        else:
+            damage = scan(data)[1]
+        _kill_here("taken")
+        rows = read_overflow(data)[2]
+        if rows:
+            write(rows)
+        _kill_here("appended")
+        try:
+            # A tail cut short is a write that failed (counted when it did); anything else is bit rot.
+            if any(d.kind != "cut short" for d in damage):
+                where = quarantine(self.taking, damage)
+                log.error("pulse: %s holds damaged records (%s); moved to %s", self.path,
+                          "; ".join(d.describe() for d in damage), where)
             else:
-                damage = scan(data)[1]
-            try:
-                # A tail cut short is a write that failed (counted when it did); anything else is bit rot.
-                if any(d.kind != "cut short" for d in damage):
-                    where = quarantine(self.path, damage)
-                    log.error("pulse: %s holds damaged records (%s); moved to %s", self.path,
-                              "; ".join(d.describe() for d in damage), where)
-                else:
-                    self.path.unlink()
-            except OSError as exc:
-                self._stuck = True
-                log.error("pulse: could not remove %s after reading it (%s); it stays for `pulse sync`",
-                          self.path, exc)
-                return []
-            self._good_size, self._torn = 0, False
-        return read_overflow(data)[2]
+                self.taking.unlink()
+        except OSError as exc:
+            # Taken again, its rows would be sent again and again: leave it for `pulse sync`.
+            self._stick(f"could not remove {self.taking} after its rows were spooled ({exc})")
+        return len(rows)
+
+    def _stick(self, why: str) -> int:
+        self._stuck = True
+        log.error("pulse: %s; the overflow file stays for `pulse sync`", why)
+        return 0
 
     def abandon(self) -> None:
         """In a forked child: a lock held by the parent's threads would never be released here."""
         self._lock = threading.Lock()
+
+
+def _kill_here(point: str) -> None:
+    if KILL_IN_TAKE == point:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def read_overflow(data: bytes) -> tuple[str, str, list]:

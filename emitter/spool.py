@@ -240,6 +240,12 @@ class Spool:
         os.close(self._fd)
         self._fd = -1
 
+    def sync(self) -> None:
+        """Flush what was appended to disk (fsync): for a caller that deletes another copy next."""
+        with self._lock:
+            if self._fd >= 0:
+                os.fsync(self._fd)
+
     def after(self, seq: int, timeout: float) -> Entry | None:
         """The first unacknowledged entry with a seq above `seq`, waiting up to `timeout`."""
         with self._lock:

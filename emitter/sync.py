@@ -16,7 +16,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .overflow import LEGACY_NOTE
+from .overflow import LEGACY_NOTE, TAKING
 from .records import Damage
 from .settings import Settings
 from .spool import LEGACY_OVERFLOW, OVERFLOW, Spool, SpoolBusy, spooled_streams
@@ -68,7 +68,7 @@ def sync(root: Path | None = None, server: str | None = None, timeout: float = 1
             try:
                 spilled = respool_overflow(directory)
             except OSError as exc:
-                notes.append(f"could not move {directory / OVERFLOW} into a stream of its own: {exc}")
+                notes.append(f"could not move the overflow files of {directory} into a stream of their own: {exc}")
         _close(spool, result)
         results.append(result)
         if spilled is not None:
@@ -99,20 +99,24 @@ def _open(directory: Path) -> Spool | SyncResult:
 
 
 def respool_overflow(directory: Path) -> Path | None:
-    """Move `directory`'s overflow file into a new stream directory beside it; that directory.
+    """Move `directory`'s overflow files into a new stream directory beside it; that directory.
 
-    The file already is a segment of its own stream (`overflow.py`), so it
-    moves as it is: nothing is copied or decoded. The new directory is named
-    after its origin, so it sorts right after it: a later sync, if this one
-    is cut short, still uploads the origin (which holds the run's start) first.
+    Each file already is a segment of the spilled rows' own stream (`overflow.py`), so it moves
+    as it is: nothing is copied or decoded. A file a kill left while the sender was taking it
+    (`TAKING`; its rows may be in the spool too, which storage collapses) holds the stream's
+    earlier seqs, so it becomes the first segment. The new directory is named after its origin,
+    so it sorts right after it: a later sync, if this one is cut short, still uploads the origin
+    (which holds the run's start) first.
     """
-    path = directory / OVERFLOW
-    if not path.exists():
+    files = [path for path in (directory / TAKING, directory / OVERFLOW) if path.exists()]
+    if not files:
         return None
     target = directory.parent / f"{directory.name}.spilled-{secrets.token_hex(3)}"
-    # An empty directory is no stream to `spooled_streams`, so no other sync opens it before the file is in.
+    # An empty directory is no stream to `spooled_streams`, so no other sync opens it before a file
+    # is in; one that opens it between the two moves sends the earlier seqs, and leaves the later.
     target.mkdir()
-    os.replace(path, target / "00000001.wal")
+    for segment, path in enumerate(files, 1):
+        os.replace(path, target / f"{segment:08d}.wal")
     log.info("pulse: records of %s spilled past the queue bound are in stream %s", directory.name, target.name)
     return target
 

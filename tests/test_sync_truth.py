@@ -7,15 +7,19 @@ ingest, and the real `pulse sync` command in a subprocess; every case counts the
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 
-from conftest import ROOT, Ingest
+import pytest
+
+from conftest import ROOT, Ingest, run_script
+from emitter.overflow import TAKING
 from emitter.rejected import rejected_dir
-from emitter.spool import Spool
+from emitter.spool import OVERFLOW, Spool
 from pulse.v1 import telemetry_pb2 as pb
 
 
@@ -91,3 +95,39 @@ def test_pulse_sync_of_a_run_whose_start_the_server_refuses_exits_1_naming_every
     assert [x.split(": batch ")[1].split()[0] for x in refused] == ["1", "2", "3"], synced.stderr
     assert stored(ingest, project, run_id) == {}
     assert sorted(p.name for p in rejected_dir(directory).glob("*.pb")) == [f"0000000{n}.pb" for n in (1, 2, 3)]
+
+
+# -- spilled rows survive a kill while the sender takes them ---------------------------------------
+
+SPILLER = """
+import os, time, emitter
+run = emitter.init(project=os.environ["TRUTH_PROJECT"])
+run._batcher.flush(30)  # the run's start is spooled; every log() below spills (a queue bound of 0)
+print("RUN", run.id, run.spool.directory.name, flush=True)
+for step in range(512):  # the 512th spilled row writes the overflow file; the sender then takes it
+    emitter.log({"loss": step * 0.5, "acc": step * 0.25}, step=step)
+time.sleep(120)  # PULSE_TEST_KILL_IN_OVERFLOW_TAKE kills this process in the sender's take
+"""
+
+
+@pytest.mark.parametrize("kill_at", ["taken", "appended"])
+def test_spilled_rows_survive_a_sigkill_while_the_sender_takes_them_and_pulse_sync_stores_each(
+        ingest, tmp_path, kill_at):
+    """Killed after the overflow file was taken but before its rows reached the spool, or after they
+    did but before the file was removed: either way the rows are on disk, and sync stores them all."""
+    project, pulse_dir = f"take-{uuid.uuid4().hex[:8]}", tmp_path / "pulse"
+    killed = run_script(SPILLER, {"PULSE_MODE": "offline", "PULSE_DIR": str(pulse_dir),
+                                  "PULSE_QUEUE_MAX_VALUES": "0", "PULSE_SYSTEM_INTERVAL": "0",
+                                  "PULSE_CONSOLE": "off", "TRUTH_PROJECT": project,
+                                  "PULSE_TEST_KILL_IN_OVERFLOW_TAKE": kill_at})
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    _, run_id, stream_id = next(x for x in killed.stdout.splitlines() if x.startswith("RUN ")).split()
+    stream = pulse_dir / "spool" / stream_id
+    assert (stream / TAKING).exists() and not (stream / OVERFLOW).exists()  # killed where the hook says
+
+    synced = pulse_sync(pulse_dir, ingest)
+
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    want = {(key, step): step * scale for step in range(512) for key, scale in (("loss", 0.5), ("acc", 0.25))}
+    assert stored(ingest, project, run_id) == want
+    assert not any((pulse_dir / "spool").iterdir())

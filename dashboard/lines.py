@@ -157,11 +157,14 @@ def ema(values: pd.Series, weight: float) -> pd.Series:
 
 def line_chart(frame: pd.DataFrame, title: str, domain: Sequence[str], x_title: str = "step",
                x_mode: str = "step", log_y: bool = False, band: bool = True, height: int = 240,
-               smoothed: bool = False, legend: bool = True, y_scale: alt.Scale | None = None) -> alt.LayerChart:
+               smoothed: bool = False, legend: bool = True, y_scale: alt.Scale | None = None,
+               color_of: dict[str, str] | None = None) -> alt.LayerChart:
     """One chart: a line per series over its min–max band (or through the buckets' extremes without
     it), a point for a series of one point, red marks where NaN/Inf were logged. `legend=False` when
-    the page draws one legend for all its charts (`colors` gives the same colours)."""
-    color = alt.Color("series:N", scale=alt.Scale(domain=list(domain), range=colors(domain)),
+    the page draws one legend for all its charts (`colors` gives the same colours); `color_of` keeps
+    each series' colour when `domain` is only the part of a page's series this chart has."""
+    palette = [color_of[d] for d in domain] if color_of else colors(domain)
+    color = alt.Color("series:N", scale=alt.Scale(domain=list(domain), range=palette),
                       legend=alt.Legend(orient="bottom", title=None, symbolType="stroke", symbolStrokeWidth=3,
                                         symbolOpacity=1, labelLimit=260, columns=min(len(domain), 3) or 1)
                       if legend else None)

@@ -54,7 +54,7 @@ def main() -> None:
     set_params(sweep=chosen)
     row = sweeps[sweeps["sweep_id"] == chosen].iloc[0]
     live = bool(row["running"])
-    if may_write(project) and (row["state"] or "running") == "running":
+    if may_write(project) and row["state"] == "running":  # a registered sweep the controller still runs
         _stop_buttons(chosen)
     st.fragment(run_every=LIVE_REFRESH_S if live else None)(_sweep)(project, chosen, row["config_json"], live)
 

@@ -6,7 +6,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard.lines import line_chart, nonfinite_summary, prepare
+from dashboard.lines import colors, line_chart, nonfinite_summary, prepare
 from dashboard.state import (
     LIVE_S,
     any_running,
@@ -65,6 +65,7 @@ def _draw(points: pd.DataFrame, runs: pd.DataFrame, run_ids: list[str], keys: li
     starts = dict(zip(runs["run_id"], runs["created_at"]))
     points["series"] = series_names(points, names, several_runs=len(run_ids) > 1)
     domain = sorted(points["series"].unique(), key=lambda s: (s.split(" · ")[0], s))
+    color_of = dict(zip(domain, colors(domain)))  # a device keeps its colour on every chart
     for section, section_keys in sections(keys).items():
         st.subheader(section, anchor=False, divider="gray")
         grid = st.columns(columns)
@@ -74,8 +75,9 @@ def _draw(points: pd.DataFrame, runs: pd.DataFrame, run_ids: list[str], keys: li
                 if rows.empty:
                     continue
                 frame, x_title = prepare(rows, rows["series"], x_mode, rows["run_id"].map(starts))
-                st.altair_chart(line_chart(frame, title(key), domain, x_title, x_mode, band=True, height=200,
-                                           y_scale=y_scale(key, frame)), width="stretch")
+                present = [s for s in domain if s in set(frame["series"])]  # the legend names what is drawn
+                st.altair_chart(line_chart(frame, title(key), present, x_title, x_mode, band=True, height=240,
+                                           y_scale=y_scale(key, frame), color_of=color_of), width="stretch")
                 flagged = nonfinite_summary(frame)
                 if flagged:
                     st.caption(f":red[▼ non-finite values: {md(flagged)}]")

@@ -30,6 +30,7 @@ import grpc
 from pulse.artifact_manifest import with_chunk_data
 from pulse.channel import auth_metadata, open_channel
 from pulse.v1 import artifacts_pb2 as pb
+from pulse.wire import COMMITTED_OFFSET
 
 log = logging.getLogger("pulse")
 SERVICE = "/pulse.v1.Artifacts/"
@@ -142,7 +143,7 @@ class ArtifactClient:
                 offset = None  # the stream ended early: ask where the server is
             except grpc.RpcError as exc:
                 code = exc.code()
-                committed = _trailer(exc, "committed-offset")
+                committed = _trailer(exc, COMMITTED_OFFSET)
                 if code == grpc.StatusCode.FAILED_PRECONDITION and committed is not None:
                     offset = committed
                     continue

@@ -30,6 +30,7 @@ import grpc
 
 from pulse.channel import auth_metadata, open_channel
 from pulse.v1 import telemetry_pb2 as pb
+from pulse.wire import REFUSED_SEQ, RETRY_AFTER_MS, RUN_ROUTE
 
 from .rejected import set_aside
 from .spool import CorruptRecord, Spool
@@ -37,7 +38,6 @@ from .spool import CorruptRecord, Spool
 log = logging.getLogger("pulse")
 
 STREAM_METHOD = "/pulse.v1.Telemetry/Stream"
-REFUSED_SEQ = "x-pulse-refused-seq"  # the ingest's trailer naming the batch it refused (ingest/telemetry.py)
 ACCESS_METHOD = "/pulse.v1.Telemetry/CheckAccess"
 
 
@@ -102,7 +102,7 @@ class Transport:
         # `x-pulse-run` lets a load balancer pin each run's stream to one ingest replica. gRPC
         # metadata is ASCII, so it is percent-encoded (`café` -> `caf%C3%A9`): the balancer hashes
         # the encoded form, which is as stable as the name.
-        self._metadata = auth_metadata(api_key) + ((("x-pulse-run", route_header(route)),) if route else ())
+        self._metadata = auth_metadata(api_key) + (((RUN_ROUTE, route_header(route)),) if route else ())
         self._window = window
         self._on_rejection = on_rejection
         # Protobuf merges concatenated messages, so appending this sets `replay` on any batch.
@@ -264,7 +264,7 @@ def route_header(route: str) -> str:
 
 def _retry_after(exc: grpc.RpcError) -> float:
     """The server's `retry-after-ms` trailer (sent with UNAVAILABLE under backpressure), in seconds."""
-    return _trailer_int(exc, "retry-after-ms") / 1000
+    return _trailer_int(exc, RETRY_AFTER_MS) / 1000
 
 
 def refused_seq(exc: grpc.RpcError) -> int:

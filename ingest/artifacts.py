@@ -42,6 +42,7 @@ from pulse.artifact_manifest import (
 )
 from pulse.limits import name_problem as project_problem
 from pulse.v1 import artifacts_pb2 as pb
+from pulse.wire import COMMITTED_OFFSET
 
 from .artifact_store import Catalog, Manifest, TypeMismatch, UnknownArtifact, VersionRow, metadata_text
 from .artifact_uploads import CHUNK_BYTES, BlobFiles, NoSpace, UploadBusy
@@ -205,7 +206,7 @@ class ArtifactService:
                                         "an UploadBlob call uploads one blob: every chunk names the same project, "
                                         "sha256 and size as the first")
                 if chunk.offset != partial.length:
-                    context.set_trailing_metadata((("committed-offset", str(partial.length)),))
+                    context.set_trailing_metadata(((COMMITTED_OFFSET, str(partial.length)),))
                     await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                                         f"chunk at offset {chunk.offset}, but the server has {partial.length} bytes "
                                         f"of blob {chunk.sha256}: send from {partial.length}")

@@ -31,6 +31,7 @@ from google.protobuf.message import DecodeError
 
 from pulse.limits import MAX_BATCH_BYTES  # the emitter sizes its batches from the same figure
 from pulse.v1 import telemetry_pb2 as pb
+from pulse.wire import REFUSED_SEQ, RETRY_AFTER_MS
 
 from .auth import AuthFailure, KeyStore, Principal
 from .blobs import BlobStore
@@ -48,7 +49,6 @@ REMEMBERED_STREAMS = 100_000
 READ_AHEAD = 256  # batches a stream may have validated but not yet acked; then it stops reading
 
 StreamKey = tuple[str, str, str]  # (project, run_id, stream_id)
-REFUSED_SEQ = "x-pulse-refused-seq"  # trailer of an INVALID_ARGUMENT abort: the seq of the batch refused
 
 
 @dataclass
@@ -137,7 +137,7 @@ class TelemetryService:
                 if item is _END:
                     return
                 if isinstance(item, StreamAbort):
-                    trailers = ((("retry-after-ms", str(item.retry_after_ms)),) if item.retry_after_ms else ()) + \
+                    trailers = (((RETRY_AFTER_MS, str(item.retry_after_ms)),) if item.retry_after_ms else ()) + \
                         (((REFUSED_SEQ, str(item.seq)),) if item.seq else ())
                     if trailers:
                         context.set_trailing_metadata(trailers)

@@ -1,4 +1,5 @@
-"""`pulse sync` tells the truth, and spilled rows survive a kill while the sender takes them.
+"""`pulse sync` tells the truth, spilled rows survive a kill while the sender takes them, and the
+wire's metadata names are spelled once.
 
 Real spools (written in the spool's own record format, or by a real trainer process), a real
 ingest, and the real `pulse sync` command in a subprocess; every case counts the store.
@@ -6,6 +7,7 @@ ingest, and the real `pulse sync` command in a subprocess; every case counts the
 
 from __future__ import annotations
 
+import ast
 import os
 import signal
 import subprocess
@@ -131,3 +133,21 @@ def test_spilled_rows_survive_a_sigkill_while_the_sender_takes_them_and_pulse_sy
     want = {(key, step): step * scale for step in range(512) for key, scale in (("loss", 0.5), ("acc", 0.25))}
     assert stored(ingest, project, run_id) == want
     assert not any((pulse_dir / "spool").iterdir())
+
+
+# -- the wire's metadata names are spelled once ----------------------------------------------------
+
+
+def test_each_wire_metadata_name_is_spelled_once_in_pulse_wire():
+    """Both sides import the trailer and header names from pulse/wire.py: a literal copy elsewhere
+    could drift (a renamed trailer the other side never reads), so none may exist."""
+    import pulse.wire
+
+    names = {value for key, value in vars(pulse.wire).items() if key.isupper() and isinstance(value, str)}
+    assert {"x-pulse-refused-seq", "retry-after-ms", "x-pulse-run", "committed-offset"} <= names
+    copies = [f"{path.relative_to(ROOT)}:{node.lineno}: {node.value!r}"
+              for folder in ("emitter", "ingest", "pulse", "dashboard", "compat")
+              for path in sorted((ROOT / folder).rglob("*.py")) if path != ROOT / "pulse" / "wire.py"
+              for node in ast.walk(ast.parse(path.read_text(), str(path)))
+              if isinstance(node, ast.Constant) and node.value in names]
+    assert copies == []

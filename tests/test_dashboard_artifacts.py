@@ -199,13 +199,18 @@ def test_artifacts_page_shows_versions_aliases_files_metadata_lineage_and_downlo
             button.click()
         assert download.value.suggested_filename == "labels.txt"
         assert Path(download.value.path()).read_bytes() == files["meta/labels.txt"]
+        # A version in the graph opens its own page: the model train-model logged from digits:v1.
+        page.locator('[data-testid="stGraphVizChart"] svg a', has_text="digit-model:v0").click()
+        page.get_by_role("heading", name="digit-model:v0").wait_for(timeout=60_000)
+        assert page.url.endswith(f"/artifacts?project={PROJECT}&artifact=digit-model&version=v0")
+        page.get_by_text("Logged by train-model · used by no run").wait_for(timeout=30_000)
+        assert page.get_by_text("production", exact=True).count() == 1
+        metadata = page.locator('[data-testid="stJson"]').inner_text()
+        assert '"accuracy":0.93' in re.sub(r"\s", "", metadata)
+        page.screenshot(path=tmp_path / "artifacts-model.png", full_page=True)
     v0 = url(stack, "artifacts", project=PROJECT, artifact="digits", version="v0")
-    checked = page_check(v0, tmp_path / "artifacts-digits-v0.png", "--strict", "--wait-text", "digits:v0",
+    page_check(v0, tmp_path / "artifacts-digits-v0.png", "--strict", "--wait-text", "digits:v0",
                          "--wait-text", "Logged by prepare-data · used by eval-model", "--wait-text", '"rows":2')
-    model = url(stack, "artifacts", project=PROJECT, artifact="digit-model")
-    checked = page_check(model, tmp_path / "artifacts-model.png", "--strict", "--wait-text", "digit-model:v0",
-                         "--wait-text", "Logged by train-model · used by no run", "--wait-text", '"accuracy":0.93')
-    assert "production" in checked["text_excerpt"]
 
 
 def test_download_serves_the_logged_bytes_through_the_ingest_and_refuses_what_the_project_never_stored(logged):

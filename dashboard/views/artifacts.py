@@ -138,7 +138,7 @@ def _lineage(project: str, name: str, number: int) -> None:
     producers, consumers = producers_and_consumers(rows, project, name, number)
     st.markdown(f"Logged by {_run_links(producers) or 'no run'} · used by {_run_links(consumers) or 'no run'}")
     if rows:
-        st.graphviz_chart(lineage_dot(rows, (project, name, number), page_project=project), width="stretch")
+        st.graphviz_chart(lineage_dot(rows, (project, name, number), page_project=project), width="content")
         st.caption("Runs (ellipses) point at the versions they logged; versions (boxes) at the runs that used them. "
                    "Click one to open it.")
 

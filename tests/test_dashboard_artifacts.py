@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 
 import pytest
 from dashboard_stack import Stack
-from test_dashboard_pages import CHROMIUM, browser, page_check  # noqa: F401  (browser: the fixture that skips)
+from test_dashboard_pages import CHROMIUM, browser, keep_screenshot, page_check  # noqa: F401  (browser: a fixture)
 
 from conftest import ROOT
 from dashboard.downloads import DownloadError, download_blob
@@ -208,6 +208,7 @@ def test_artifacts_page_shows_versions_aliases_files_metadata_lineage_and_downlo
         metadata = page.locator('[data-testid="stJson"]').inner_text()
         assert '"accuracy":0.93' in re.sub(r"\s", "", metadata)
         page.screenshot(path=tmp_path / "artifacts-model.png", full_page=True)
+        keep_screenshot(tmp_path / "artifacts-model.png")
     v0 = url(stack, "artifacts", project=PROJECT, artifact="digits", version="v0")
     page_check(v0, tmp_path / "artifacts-digits-v0.png", "--strict", "--wait-text", "digits:v0",
                          "--wait-text", "Logged by prepare-data · used by eval-model", "--wait-text", '"rows":2')
@@ -270,6 +271,7 @@ def test_media_page_draws_every_kind_and_compares_the_selected_runs_at_one_step(
         _charts_are_drawn_from_their_specs(page)
         _tables_sort_by_a_clicked_header(page.locator('[data-testid="stDataFrame"]').first)
         page.screenshot(path=tmp_path / "media-after-sort.png", full_page=True)
+        keep_screenshot(tmp_path / "media-after-sort.png")
 
 
 def _sandboxed_html_is_cut_off_from_the_dashboard(page) -> None:

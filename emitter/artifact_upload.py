@@ -2,9 +2,10 @@
 
 Uploading a blob: HaveBlobs says whether the project has it (then nothing is
 sent) or how many bytes an interrupted upload left; the file is streamed from
-there, one chunk read at a time (gRPC sends one message at a time from the
-generator, so at most a chunk or two is in memory whatever the size); each chunk
-is acknowledged; the last ack says the server verified the sha256 and stored it.
+there, one chunk read at a time; each chunk is acknowledged, and at most
+`WINDOW_BYTES` may be sent and not yet acknowledged (gRPC's own buffers are no
+bound: under a slow server they grew past 700 MB), so memory stays flat whatever
+the size and speed; the last ack says the server verified the sha256 and stored it.
 After a disconnect or an ingest restart the next attempt asks HaveBlobs again and
 resumes from the server's committed offset. Downloads resume the same way from
 the partial file they write, and rename it into place only once its sha256 is
@@ -35,6 +36,7 @@ from pulse.wire import COMMITTED_OFFSET
 log = logging.getLogger("pulse")
 SERVICE = "/pulse.v1.Artifacts/"
 CHUNK_BYTES = 4 << 20
+WINDOW_BYTES = 4 * CHUNK_BYTES  # sent, not yet acknowledged, per upload
 HAVE_BATCH = 10_000
 RETRY = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED,
          grpc.StatusCode.ABORTED, grpc.StatusCode.INTERNAL, grpc.StatusCode.CANCELLED}
@@ -132,9 +134,12 @@ class ArtifactClient:
                 if present:
                     return self.sent_bytes - sent_before
             _check_file(path, size, sha256)
+            window = _Window(offset)
             try:
-                call = self._call = rpc(self._chunks(project, sha256, size, path, offset), metadata=self._metadata)
+                call = self._call = rpc(self._chunks(project, sha256, size, path, offset, window),
+                                        metadata=self._metadata)
                 for ack in call:
+                    window.ack(ack.committed)
                     if ack.complete:
                         return self.sent_bytes - sent_before
                     backoff = 0.2  # progress: the next interruption starts its backoff afresh
@@ -157,12 +162,14 @@ class ArtifactClient:
                 backoff = min(backoff * 2, 2.0)
                 offset = None
             finally:
+                window.close()
                 self._call = None
 
-    def _chunks(self, project: str, sha256: str, size: int, path: Path, offset: int) -> Iterator[bytes]:
+    def _chunks(self, project: str, sha256: str, size: int, path: Path, offset: int,
+                window: _Window) -> Iterator[bytes]:
         with open(path, "rb") as f:
             f.seek(offset)
-            while not self._stop.is_set():
+            while window.room(offset, self._stop):
                 data = f.read(min(CHUNK_BYTES, size - offset))
                 header = pb.BlobChunk(project=project, sha256=sha256, size=size, offset=offset).SerializeToString()
                 yield with_chunk_data(header, data)
@@ -218,6 +225,32 @@ class ArtifactClient:
             raise ArtifactError(f"{target}: the bytes downloaded hash to {digest.hexdigest()}, not {sha256}; "
                                 "nothing was kept")
         os.replace(partial, target)
+
+
+class _Window:
+    """How far the server has acknowledged one upload, so the reader waits instead of outrunning it."""
+
+    def __init__(self, offset: int) -> None:
+        self._acked = offset
+        self._closed = False
+        self._changed = threading.Condition()
+
+    def ack(self, committed: int) -> None:
+        with self._changed:
+            self._acked = max(self._acked, committed)
+            self._changed.notify_all()
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
+    def room(self, offset: int, stop: threading.Event) -> bool:
+        """Wait until a chunk at `offset` fits in the window; False once the call ended or `stop` is set."""
+        with self._changed:
+            while offset - self._acked >= WINDOW_BYTES and not self._closed and not stop.is_set():
+                self._changed.wait(0.1)
+            return not self._closed and not stop.is_set()
 
 
 def _check_file(path: Path, size: int, sha256: str) -> None:

@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 import psutil
 import pytest
 from dashboard_stack import Stack
-from test_dashboard_pages import APP, CHROMIUM, PAGE_CHECK, keep_screenshot
+from test_dashboard_pages import APP, CHROMIUM, PAGE_CHECK, browser, keep_screenshot  # noqa: F401  (browser: a fixture)
 
 from conftest import ROOT, Ingest, free_port, wait_for
 from dashboard.runs_table import link_name
@@ -219,15 +219,6 @@ def test_may_write_follows_the_key(monkeypatch, secured) -> None:
 # -- the real pages in Chromium --------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def browser() -> None:
-    if not PAGE_CHECK.exists():
-        pytest.skip(f"no page-check at {PAGE_CHECK} (shared/tools beside the checkout, or set PAGE_CHECK)")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
-    pytest.importorskip("playwright", reason="page-check needs `pip install playwright`")
-
-
 def page_check(url: str, out: Path, *args: str, timeout: int = 90) -> dict:
     import json
 
@@ -243,7 +234,8 @@ def page_check(url: str, out: Path, *args: str, timeout: int = 90) -> dict:
 
 
 @pytest.mark.parametrize("path", [f"charts?project={B}", f"runs?project={A}", f"sql?{urlencode({'sql': LINK_SQL})}"])
-def test_without_a_key_the_browser_shows_the_login_and_nothing_of_any_project(browser, secured, tmp_path,
+@pytest.mark.usefixtures("browser")
+def test_without_a_key_the_browser_shows_the_login_and_nothing_of_any_project(secured, tmp_path,
                                                                               path) -> None:
     report = page_check(f"{secured.url}/{path}", tmp_path / f"auth-nokey-{path.partition('?')[0]}.png",
                         "--wait-text", "sign in", "--strict")
@@ -253,7 +245,8 @@ def test_without_a_key_the_browser_shows_the_login_and_nothing_of_any_project(br
     assert [i["label"] for i in report["inputs"]] == ["API key"]
 
 
-def test_a_key_of_project_a_shows_a_and_never_b(browser, secured, tmp_path) -> None:
+@pytest.mark.usefixtures("browser")
+def test_a_key_of_project_a_shows_a_and_never_b(secured, tmp_path) -> None:
     """The link names project B; the A key's session shows A's runs (charts and run picker) instead."""
     report = page_check(f"{secured.url}/charts?project={B}", tmp_path / "auth-a-charts.png",
                         "--fill", f"API key={secured.keys['a-read']}", "--wait-text", "Signed in",
@@ -266,14 +259,16 @@ def test_a_key_of_project_a_shows_a_and_never_b(browser, secured, tmp_path) -> N
     assert "pk_" not in report["text"]
 
 
-def test_a_wrong_key_shows_an_error(browser, secured, tmp_path) -> None:
+@pytest.mark.usefixtures("browser")
+def test_a_wrong_key_shows_an_error(secured, tmp_path) -> None:
     report = page_check(f"{secured.url}/runs", tmp_path / "auth-wrong-key.png",
                         "--fill", "API key=pk_000000000000_not-a-real-secret", "--wait-text", "not accepted")
     assert any("the API key is not valid" in alert for alert in report["error_alerts"])
     assert report["dataframes"] == 0
 
 
-def test_sql_from_a_link_runs_only_when_run_is_pressed(browser, secured, tmp_path) -> None:
+@pytest.mark.usefixtures("browser")
+def test_sql_from_a_link_runs_only_when_run_is_pressed(secured, tmp_path) -> None:
     url = f"{secured.url}/sql?{urlencode({'sql': LINK_SQL})}"
     key = f"API key={secured.keys['a-read']}"
     waiting = page_check(url, tmp_path / "auth-sql-waiting.png", "--fill", key, "--wait-text", "press Run")
@@ -284,7 +279,8 @@ def test_sql_from_a_link_runs_only_when_run_is_pressed(browser, secured, tmp_pat
     assert ran["dataframes"] == 1
 
 
-def test_log_out_returns_to_the_login(browser, secured, tmp_path) -> None:
+@pytest.mark.usefixtures("browser")
+def test_log_out_returns_to_the_login(secured, tmp_path) -> None:
     report = page_check(f"{secured.url}/runs?project={A}", tmp_path / "auth-logged-out.png",
                         "--fill", f"API key={secured.keys['a-read']}", "--click", "Log out",
                         "--wait-text", "sign in")

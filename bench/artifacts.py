@@ -29,8 +29,9 @@ from pathlib import Path
 from bench.harness import ingest_process
 
 TRAINER = textwrap.dedent("""
-    import json, os, resource, sys, time
+    import json, os, sys, time
     import emitter
+    from bench.harness import peak_rss_mb
 
     files = sys.argv[1:]
     run = emitter.init(project="bench-artifacts")
@@ -52,8 +53,9 @@ TRAINER = textwrap.dedent("""
     run.finish()
     size = artifact.size
     print(json.dumps({"bytes": size, "hash_s": t1 - t0, "upload_s": t2 - t1, "download_s": t4 - t3,
-                      "versions": [artifact.version, again.version], "rss_kb": resource.getrusage(
-                          resource.RUSAGE_SELF).ru_maxrss}))
+                      "versions": [artifact.version, again.version],
+                      # VmHWM: ru_maxrss would carry the forking parent's peak across exec
+                      "rss_kb": int(peak_rss_mb(os.getpid()) * 1024)}))
 """)
 
 

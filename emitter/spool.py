@@ -355,8 +355,11 @@ def _name(segment: int) -> str:
 
 def _remove_if_empty(directory: Path) -> None:
     """Remove a stream directory holding nothing but its lock file (which we hold)."""
-    if any(p.name != "lock" for p in directory.iterdir()):
-        return
+    try:
+        if any(p.name != "lock" for p in directory.iterdir()):
+            return
+    except FileNotFoundError:
+        return  # a concurrent `pulse sync` that had uploaded the same (acknowledged) batches removed it first
     try:
         (directory / "lock").unlink()
         directory.rmdir()

@@ -184,3 +184,32 @@ def test_k_fold_loop_with_experiment_finish_stores_one_run_per_fold(clean_run, t
         count = clean_run.scalar("SELECT count() FROM metrics FINAL WHERE run_id = {r:String} "
                                  "AND key = 'train_loss'", r=run_id)
         assert count == 8  # 2 epochs of 4 batches, every one logged
+
+
+@pytest.mark.parametrize("make_logger", [
+    lambda name, tmp: WandbLogger(project=name, save_dir=str(tmp), log_model=True),
+    lambda name, tmp: PulseLogger(project=name, save_dir=str(tmp), log_model=True),
+], ids=["WandbLogger", "PulseLogger"])
+def test_log_model_stores_the_kept_checkpoints_as_versions_of_the_runs_model_artifact(clean_run, tmp_path,
+                                                                                     make_logger):
+    """W&B's rule: with log_model=True the checkpoints ModelCheckpoint kept are logged when training ends,
+    each a version of `model-<run id>`, the best aliased "best"; the stored bytes are the checkpoint's."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    name = project()
+    logger = make_logger(name, tmp_path)
+    torch.manual_seed(0)
+    keep = ModelCheckpoint(dirpath=str(tmp_path / "ckpt"), monitor="val_loss", save_top_k=1)
+    trainer = pl.Trainer(max_epochs=3, logger=logger, callbacks=[keep], log_every_n_steps=1, accelerator="cpu",
+                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path),
+                         limit_val_batches=2)
+    trainer.fit(Tiny(), data(1), data(2))
+    run = logger.experiment
+    run.finish()
+    artifact = f"model-{run.id}"
+    versions = clean_run.query("SELECT version, created_by_run FROM artifact_versions FINAL "
+                               "WHERE project = {p:String} AND name = {n:String}", p=name, n=artifact)
+    assert versions and {v["created_by_run"] for v in versions} == {run.id}
+    best = emitter.Api().artifact(f"{name}/{artifact}:best")
+    root = Path(best.download(str(tmp_path / "download")))
+    assert (root / "model.ckpt").read_bytes() == Path(keep.best_model_path).read_bytes()

@@ -11,6 +11,10 @@ Metrics are stored at the step Lightning passes (its global step); `save_hyperpa
 `log_hyperparams` fill the config. The run is the active `emitter.run`, else one started on
 first use; `logger.experiment.finish()` ends it, and a new PulseLogger (the next fold) then
 starts a new run.
+
+`log_model` follows W&B's WandbLogger: True logs the checkpoints ModelCheckpoint kept when training
+ends (every one at once if `save_top_k == -1`), "all" each one as it is saved; each is a version of
+the artifact `model-<run id>` (type "model"), the best one aliased "best".
 """
 
 from __future__ import annotations
@@ -39,8 +43,13 @@ class PulseLogger(Logger):
     LOGGER_JOIN_CHAR = "-"
 
     def __init__(self, project: str | None = None, name: str | None = None, save_dir: str | None = ".",
-                 id: str | None = None, prefix: str = "", **init: Any) -> None:
+                 id: str | None = None, prefix: str = "", log_model: bool | str = False, **init: Any) -> None:
         super().__init__()
+        if log_model not in (False, True, "all"):
+            raise ValueError(f"log_model must be False, True or 'all', not {log_model!r}")
+        self._log_model = log_model
+        self._checkpoint_callback: Any = None
+        self._logged_checkpoints: set[str] = set()
         self._project = project
         self._run_name = name
         self._save_dir = save_dir
@@ -97,3 +106,30 @@ class PulseLogger(Logger):
         from emitter.torch_hooks import watch as watch_models
 
         watch_models(self.experiment, model, log=log, log_freq=log_freq, log_graph=log_graph)
+
+    def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
+        if self._log_model == "all" or (self._log_model is True and checkpoint_callback.save_top_k == -1):
+            self._log_checkpoints(checkpoint_callback)
+        elif self._log_model is True:
+            self._checkpoint_callback = checkpoint_callback  # the kept ones are known when training ends
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        if status == "success" and self._checkpoint_callback is not None and self._run is not None:
+            self._log_checkpoints(self._checkpoint_callback)
+
+    @rank_zero_only
+    def _log_checkpoints(self, callback: Any) -> None:
+        """Each checkpoint file not logged yet becomes a version of `model-<run id>`, as W&B names it."""
+        paths = {**{path: float(score) for path, score in callback.best_k_models.items()},
+                 **({callback.last_model_path: None} if callback.last_model_path else {})}
+        for path, score in sorted(paths.items()):
+            if path in self._logged_checkpoints or not path:
+                continue
+            artifact = emitter.Artifact(f"model-{self.experiment.id}", type="model", metadata={
+                "score": score, "original_filename": path.rsplit("/", 1)[-1],
+                "monitor": callback.monitor, "save_top_k": callback.save_top_k})
+            artifact.add_file(path, name="model.ckpt")
+            aliases = ["latest", "best"] if path == callback.best_model_path else ["latest"]
+            self.experiment.log_artifact(artifact, aliases=aliases)
+            self._logged_checkpoints.add(path)

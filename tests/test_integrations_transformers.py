@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 
 import pytest
 import torch
@@ -47,14 +48,15 @@ class Synthetic(torch.utils.data.Dataset):
         return {"input_ids": self.ids[i], "attention_mask": torch.ones(12, dtype=torch.long), "labels": self.labels[i]}
 
 
-def tiny_trainer(tmp_path, report_to, callbacks) -> Trainer:
+def tiny_trainer(tmp_path, report_to, callbacks, **overrides: object) -> Trainer:
     torch.manual_seed(0)
     config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=32, max_position_embeddings=16, num_labels=2)
     args = TrainingArguments(output_dir=str(tmp_path / "out"), max_steps=MAX_STEPS, per_device_train_batch_size=4,
                              per_device_eval_batch_size=8, logging_steps=LOGGING_STEPS, eval_strategy="steps",
-                             eval_steps=EVAL_STEPS, save_strategy="no", report_to=report_to, use_cpu=True,
-                             disable_tqdm=True, run_name="tiny-bert", dataloader_num_workers=0)
+                             eval_steps=EVAL_STEPS, report_to=report_to, use_cpu=True,
+                             disable_tqdm=True, run_name="tiny-bert", dataloader_num_workers=0,
+                             **{"save_strategy": "no", **overrides})
     return Trainer(model=BertForSequenceClassification(config), args=args, train_dataset=Synthetic(32, 1),
                    eval_dataset=Synthetic(16, 2), callbacks=callbacks)
 
@@ -146,3 +148,27 @@ def test_trainer_with_pulse_callback_stores_at_the_global_step(clean_run, tmp_pa
 def test_report_to_pulse_selects_the_pulse_callback(clean_run, tmp_path):
     trainer = tiny_trainer(tmp_path, ["pulse"], [])
     assert any(isinstance(cb, PulseCallback) for cb in trainer.callback_handler.callbacks)
+
+
+@pytest.mark.parametrize("log_model", ["checkpoint", "end"])
+def test_log_model_stores_the_trainers_checkpoints_or_final_model_as_model_artifact_versions(clean_run, tmp_path,
+                                                                                           log_model):
+    """W&B's WANDB_LOG_MODEL: "checkpoint" makes each saved checkpoint a version of model-<run id>, "end" the
+    final model; the stored files are the ones the Trainer wrote."""
+    name = project()
+    trainer = tiny_trainer(tmp_path, "none", [PulseCallback(project=name, log_model=log_model)],
+                           save_strategy="steps", save_steps=EVAL_STEPS)
+    trainer.train()
+    run = emitter.run
+    emitter.finish()
+    artifact = f"model-{run.id}"
+    versions = clean_run.query("SELECT version FROM artifact_versions FINAL WHERE project = {p:String} "
+                               "AND name = {n:String} ORDER BY version", p=name, n=artifact)
+    out = tmp_path / "out"
+    saved = sorted(out.glob("checkpoint-*")) if log_model == "checkpoint" else [out / "pulse-final-model"]
+    assert len(versions) == len(saved) > 0
+    ref = f"checkpoint_global_step_{MAX_STEPS}" if log_model == "checkpoint" else "final"
+    root = Path(emitter.Api().artifact(f"{name}/{artifact}:{ref}").download(str(tmp_path / "download")))
+    source = out / f"checkpoint-{MAX_STEPS}" if log_model == "checkpoint" else out / "pulse-final-model"
+    want = {f.relative_to(source): f.read_bytes() for f in source.rglob("*") if f.is_file()}
+    assert {f.relative_to(root): f.read_bytes() for f in root.rglob("*") if f.is_file()} == want

@@ -12,10 +12,17 @@ the summary, and the config holds the model's config, the TrainingArguments and
 `model/num_parameters`. `watch="gradients"` (or "parameters", "all") adds `watch()` histograms.
 The run is `emitter.run` when one is active, else a new one that lives until `emitter.finish()`
 or the end of the process (so `trainer.evaluate()` after `train()` logs to it).
+
+`log_model` (default: $PULSE_LOG_MODEL, else $WANDB_LOG_MODEL, as W&B's callback reads it) is
+"checkpoint" (every checkpoint the Trainer saves becomes a version of the artifact `model-<run id>`,
+aliased by epoch and global step) or "end" (the final model, saved under output_dir/pulse-final-model,
+aliased "final"); anything else logs no model.
 """
 
 from __future__ import annotations
 
+import numbers
+import os
 from typing import Any
 
 from transformers import TrainerCallback
@@ -33,9 +40,13 @@ RUN_TOTALS = ("train_runtime", "train_samples_per_second", "train_steps_per_seco
 class PulseCallback(TrainerCallback):
     """Logs a Trainer's config and metrics to Pulse; `init` arguments (project, name...) go to `emitter.init`."""
 
-    def __init__(self, watch: str | None = None, log_freq: int = 100, **init: Any) -> None:
+    def __init__(self, watch: str | None = None, log_freq: int = 100, log_model: str | None = None,
+                 **init: Any) -> None:
         if watch not in (None, "false", "gradients", "parameters", "all"):
             raise ValueError(f"watch must be None, 'gradients', 'parameters' or 'all', not {watch!r}")
+        if log_model is None:
+            log_model = os.environ.get("PULSE_LOG_MODEL") or os.environ.get("WANDB_LOG_MODEL") or "false"
+        self._log_model = log_model.lower()
         self._watch = None if watch == "false" else watch
         self._log_freq = log_freq
         self._init = init
@@ -86,6 +97,31 @@ class PulseCallback(TrainerCallback):
         series = rewrite_logs({k: v for k, v in logs.items() if k not in RUN_TOTALS})
         if series:
             self._run.log(series, step=state.global_step)
+
+    def on_save(self, args, state, control, **kwargs):
+        if self._log_model != "checkpoint" or not state.is_world_process_zero or self._run is None:
+            return
+        folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+        if os.path.isdir(folder):
+            self._log_model_dir(folder, [f"epoch_{round(state.epoch or 0, 2)}",
+                                         f"checkpoint_global_step_{state.global_step}"])
+
+    def on_train_end(self, args, state, control, model=None, processing_class=None, **kwargs):
+        if self._log_model != "end" or not state.is_world_process_zero or self._run is None or model is None:
+            return
+        # Kept beside the run's checkpoints, not in a temporary folder: a large file uploads from where it is.
+        folder = os.path.join(args.output_dir, "pulse-final-model")
+        model.save_pretrained(folder)
+        if processing_class is not None and hasattr(processing_class, "save_pretrained"):
+            processing_class.save_pretrained(folder)
+        self._log_model_dir(folder, ["final"])
+
+    def _log_model_dir(self, folder: str, aliases: list[str]) -> None:
+        summary = self._run.summary.items()
+        metadata = {k: v for k, v in summary if isinstance(v, numbers.Number) and not k.startswith("_")}
+        artifact = emitter.Artifact(f"model-{self._run.id}", type="model", metadata=metadata)
+        artifact.add_dir(folder)
+        self._run.log_artifact(artifact, aliases=aliases)
 
     def on_predict(self, args, state, control, metrics=None, **kwargs):
         if not state.is_world_process_zero or not metrics:
